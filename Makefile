@@ -1,0 +1,46 @@
+# quotebot: the two commands a newcomer needs are `make run` and `make test`.
+# Everything is installed into .venv by this file; nothing is assumed on the machine
+# but Python 3.11+.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test install index lint bench eval clean
+
+# Run the bot. With TELEGRAM_BOT_TOKEN set it connects to Telegram; without it,
+# it opens a chat in this terminal over the same answering code.
+run: index
+	$(BIN)/python -m bot
+
+# Lint, then the whole test suite (real model, real FAISS, real PTB over HTTP).
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch is pinned in pyproject.toml to the CPU build; see README "Installing".
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Build or refresh the index; only new or changed articles are embedded again.
+index: $(STAMP)
+	$(BIN)/python -m index build
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+eval: index
+	$(BIN)/python -m index eval ../shared/eval/dev_qa.jsonl --misses
+	$(BIN)/python -m index eval eval/holdout_qa.jsonl --misses
+
+bench: index
+	$(BIN)/python scripts/benchmark.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from index.cli import app
+
+app(prog_name="python -m index")

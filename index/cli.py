@@ -1,0 +1,245 @@
+"""``python -m index``: build the index, ask it questions, inspect and measure it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from index.settings import IndexSettings
+
+app = typer.Typer(
+    help=(
+        "Build and query quotebot's article index. Answers are verbatim quotes from the "
+        "articles, with their sources, or 'not found'.\n\n"
+        "Defaults come from QUOTEBOT_CORPUS_DIR, QUOTEBOT_INDEX_DIR and QUOTEBOT_MODEL "
+        "(or a .env file), so the bot and this CLI agree."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+CorpusOpt = Annotated[
+    Path | None,
+    typer.Option("--corpus", help="Folder of article files [env: QUOTEBOT_CORPUS_DIR]."),
+]
+IndexOpt = Annotated[
+    Path | None, typer.Option("--index", help="Index folder [env: QUOTEBOT_INDEX_DIR].")
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", help="sentence-transformers model name or path [env: QUOTEBOT_MODEL]."),
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    _quiet_libraries(verbose)
+
+
+@app.command()
+def build(
+    corpus: CorpusOpt = None,
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail if any corpus file cannot be read.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Build the index from the corpus (only new or changed articles are embedded again)."""
+    from index.build import StrictBuildError, build_index
+    from index.embeddings import ModelLoadError
+    from index.store import IndexLoadError
+
+    settings = IndexSettings()
+    corpus_dir = corpus or settings.corpus_dir
+    index_dir = index or settings.index_dir
+    try:
+        report = build_index(
+            corpus_dir,
+            index_dir,
+            model or settings.model,
+            strict=strict,
+            progress=progress,
+            on_stage=lambda msg: typer.echo(msg, err=True),
+        )
+    except (StrictBuildError, FileNotFoundError, ModelLoadError, IndexLoadError) as err:
+        raise _fail(str(err)) from None
+    typer.echo(
+        f"Indexed {report.articles} article(s), {report.passages} passage(s) "
+        f"({report.embedded_articles} embedded, {report.reused_articles} reused) "
+        f"into {index_dir} in {report.seconds:.1f}s."
+    )
+    for skipped in report.skipped:
+        typer.secho(f"skipped {skipped.path}: {skipped.reason}", err=True, fg=typer.colors.YELLOW)
+    if report.skipped:
+        typer.echo(f"{len(report.skipped)} file(s) skipped.")
+
+
+@app.command()
+def search(
+    question: Annotated[
+        str | None,
+        typer.Argument(help="The question. Without it, questions are read from stdin, one a line."),
+    ] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=50, help="How many quotes at most.")] = 3,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per question, one per line.")
+    ] = False,
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Answer a question with verbatim quotes (or 'not found')."""
+    from index.engine import QuestionError
+
+    engine = _load(index, model)
+    questions = [question] if question is not None else (line for line in sys.stdin)
+    for text in questions:
+        if question is None and not text.strip():
+            continue
+        try:
+            answer = engine.answer(text, k=k)
+        except QuestionError as err:
+            if as_json:
+                typer.echo(
+                    json.dumps(
+                        {
+                            "question": text.strip(),
+                            "found": False,
+                            "answers": [],
+                            "error": str(err),
+                        },
+                        ensure_ascii=False,
+                    )
+                )
+            else:
+                typer.secho(str(err), err=True, fg=typer.colors.YELLOW)
+            continue
+        if as_json:
+            typer.echo(json.dumps(answer.to_json(), ensure_ascii=False))
+        else:
+            typer.echo(_plain(answer))
+
+
+@app.command()
+def stats(index: IndexOpt = None, model: ModelOpt = None) -> None:
+    """Show what the index holds: articles, passages, model, size, build time."""
+    from index.store import IndexLoadError, index_size_bytes, load_index
+
+    settings = IndexSettings()
+    index_dir = index or settings.index_dir
+    try:
+        stored = load_index(index_dir)
+        size = index_size_bytes(index_dir)
+    except IndexLoadError as err:
+        raise _fail(str(err)) from None
+    m = stored.manifest
+    rows = [
+        ("index", str(index_dir)),
+        ("articles", str(m.articles)),
+        ("passages", str(m.passages)),
+        ("sentences", str(m.sentences)),
+        ("model", f"{m.model} ({m.dimension} dimensions)"),
+        ("size", f"{size / 1024:.1f} KiB"),
+        ("built", f"{m.built_at} in {m.build_seconds:.1f}s"),
+        ("build id", m.build_id),
+        ("skipped files", str(len(m.skipped))),
+    ]
+    for name, value in rows:
+        typer.echo(f"{name:<14}{value}")
+
+
+@app.command("eval")
+def evaluate_command(
+    file: Annotated[Path, typer.Argument(help="JSONL: q, answers, optional expect: abstain.")],
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    show_misses: Annotated[
+        bool, typer.Option("--misses", help="List the questions missed.")
+    ] = False,
+) -> None:
+    """Measure Hit@1, Hit@3, MRR and abstention on a question file."""
+    from index.evaluation import evaluate, read_questions
+
+    try:
+        questions = read_questions(file)
+    except (OSError, ValueError) as err:
+        raise _fail(str(err)) from None
+    engine = _load(index, model)
+    started = time.perf_counter()
+    result = evaluate(engine, questions)
+    seconds = time.perf_counter() - started
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+        return
+    typer.echo(
+        f"questions      {len(questions)} ({result.answerable} answerable, "
+        f"{result.unanswerable} unanswerable) in {seconds:.1f}s"
+    )
+    typer.echo(f"Hit@1          {result.hit_at_1:.3f}")
+    typer.echo(f"Hit@3          {result.hit_at_3:.3f}")
+    typer.echo(f"MRR            {result.mrr:.3f}")
+    typer.echo(
+        f"not found      {result.abstained_correctly}/{result.unanswerable} unanswerable "
+        f"(right), {result.wrongly_not_found}/{result.answerable} answerable (wrong)"
+    )
+    if show_misses:
+        for miss in result.misses:
+            typer.echo(f"  - {miss['q']}: {miss['why']}")
+
+
+def _load(index: Path | None, model: str | None):
+    from index.engine import QuoteIndex
+    from index.store import IndexLoadError
+
+    settings = IndexSettings()
+    try:
+        return QuoteIndex(
+            index or settings.index_dir,
+            model or settings.model,
+            min_confidence=settings.min_confidence,
+        )
+    except IndexLoadError as err:
+        raise _fail(str(err)) from None
+
+
+def _plain(answer) -> str:
+    if not answer.found:
+        return f"Q: {answer.question}\nNot found in the articles.\n"
+    lines = [f"Q: {answer.question}"]
+    for number, quote in enumerate(answer.quotes, start=1):
+        lines.append(f"[{number}] “{quote.text}”")
+        for highlight in quote.highlights:
+            lines.append(f"    ▸ {highlight}")
+        for source in quote.sources:
+            lines.append(f"    — {source.line()}" + (f" <{source.url}>" if source.url else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if not verbose:
+        for name in ("sentence_transformers", "transformers", "faiss", "bm25s", "httpx"):
+            logging.getLogger(name).setLevel(logging.WARNING)

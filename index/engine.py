@@ -1,0 +1,149 @@
+"""The index as the bot and the CLI use it: load once, then answer questions.
+
+:class:`QuoteIndex` joins the stored index, the embedding model, the searcher
+and the quote chooser behind three calls: :meth:`answer`, :meth:`context`
+and :meth:`articles`. It is safe to call from several threads at once (the
+bot answers off its event loop): everything it holds is read-only after load.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from index.answers import Answer, Context, Source
+from index.embeddings import Embedder, ModelLoadError, canonical_model_name
+from index.quotes import MIN_CONFIDENCE, compose_answer, passage_ref, source_of
+from index.search import Searcher
+from index.store import REBUILD_HINT, IndexLoadError, index_size_bytes, load_index
+
+log = logging.getLogger(__name__)
+MAX_QUESTION_CHARS = 1000
+
+
+class QuestionError(ValueError):
+    """A question that cannot be searched (empty, too long); the message is for the user."""
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    articles: int
+    passages: int
+    sentences: int
+    model: str
+    dimension: int
+    size_bytes: int
+    built_at: str
+    build_seconds: float
+    build_id: str
+    skipped: int
+
+
+class QuoteIndex:
+    """A loaded index that answers questions with verbatim quotes."""
+
+    def __init__(
+        self,
+        index_dir: Path,
+        model: str | None = None,
+        *,
+        embedder: Embedder | None = None,
+        min_confidence: float | None = None,
+    ) -> None:
+        """Load the index in ``index_dir``.
+
+        ``model`` is the model the caller expects (from settings); when it is
+        not the model the index was built with, loading fails with a message
+        that says to rebuild, because vectors of two models cannot be compared.
+        """
+        self.index_dir = index_dir
+        self.stored = load_index(index_dir)
+        manifest = self.stored.manifest
+        if model and canonical_model_name(model) != manifest.model:
+            raise IndexLoadError(
+                f"index at {index_dir} was built with model {manifest.model!r}, "
+                f"but {canonical_model_name(model)!r} is configured; {REBUILD_HINT}"
+            )
+        if embedder is None:
+            try:
+                embedder = Embedder(manifest.model)
+            except ModelLoadError as err:
+                raise IndexLoadError(f"{err}; {REBUILD_HINT} --model NAME") from err
+        if embedder.name != manifest.model or embedder.dimension != manifest.dimension:
+            raise IndexLoadError(
+                f"index at {index_dir} was built with model {manifest.model!r} "
+                f"({manifest.dimension} dimensions), the loaded model is {embedder.name!r} "
+                f"({embedder.dimension} dimensions); {REBUILD_HINT}"
+            )
+        self.embedder = embedder
+        self.searcher = Searcher(self.stored, embedder)
+        self.min_confidence = MIN_CONFIDENCE if min_confidence is None else min_confidence
+        self._by_ref = {
+            passage_ref(self.stored.articles[p.article], p.start): i
+            for i, p in enumerate(self.stored.passages)
+        }
+
+    @property
+    def build_id(self) -> str:
+        return self.stored.manifest.build_id
+
+    def answer(self, question: str, k: int = 3) -> Answer:
+        """Up to ``k`` verbatim quotes that answer ``question``, or ``found=False``."""
+        question = check_question(question)
+        hits = self.searcher.search(question, limit=max(20, 4 * k))
+        return compose_answer(question, hits, self.stored, k, self.min_confidence)
+
+    def context(self, ref: str, radius: int = 1) -> Context | None:
+        """The quoted passage and up to ``radius`` passages either side, in its article.
+
+        Returns ``None`` when ``ref`` names no passage of this index (its article
+        changed or was removed since the quote was given).
+        """
+        i = self._by_ref.get(ref)
+        if i is None:
+            return None
+        passage = self.stored.passages[i]
+        same = [
+            j
+            for j in range(max(0, i - radius), min(len(self.stored.passages), i + radius + 1))
+            if self.stored.passages[j].article == passage.article
+        ]
+        return Context(
+            source=source_of(self.stored.articles[passage.article]),
+            passages=tuple(self.stored.passages[j].text for j in same),
+            focus=same.index(i),
+            ref=ref,
+        )
+
+    def articles(self) -> list[Source]:
+        """Every indexed article's source, in corpus order."""
+        return [source_of(a) for a in self.stored.articles]
+
+    def stats(self) -> IndexStats:
+        m = self.stored.manifest
+        return IndexStats(
+            articles=m.articles,
+            passages=m.passages,
+            sentences=m.sentences,
+            model=m.model,
+            dimension=m.dimension,
+            size_bytes=index_size_bytes(self.index_dir),
+            built_at=m.built_at,
+            build_seconds=m.build_seconds,
+            build_id=m.build_id,
+            skipped=len(m.skipped),
+        )
+
+
+def check_question(question: str) -> str:
+    """The question, trimmed; :class:`QuestionError` if it is empty or too long."""
+    question = " ".join(question.split())
+    if not question:
+        raise QuestionError("The question is empty. Ask something about the articles.")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionError(
+            f"The question is too long ({len(question)} characters); "
+            f"keep it under {MAX_QUESTION_CHARS}."
+        )
+    return question

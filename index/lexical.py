@@ -1,0 +1,110 @@
+"""Lexical scoring with BM25 (bm25s): the exact words, numbers and names of a question.
+
+Dense embeddings blur "63rd" into "67th" and "85" into "79"; BM25 does not.
+The same tokenizer is used for passages, whole articles and questions, and
+its settings are recorded in the manifest so an index is always queried the
+way it was built.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+TOKENIZER = (
+    "words-sklearn-stop-snowball-v1"  # name of the tokenization below, recorded in the manifest
+)
+_THOUSANDS = re.compile(r"(?<=\d)[,.](?=\d{3}\b)")
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+# Words that tell what kind of question it is but not what it is about. scikit-learn's
+# list (already installed with sentence-transformers) less the number words, because
+# "the third resolution" must not lose its "third".
+_NUMBER_WORDS = frozenset(
+    [
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "fifteen",
+        "twenty",
+        "forty",
+        "fifty",
+        "sixty",
+        "hundred",
+        "first",
+        "second",
+        "third",
+        "fourth",
+        "fifth",
+        "sixth",
+    ]
+)
+_STOPWORDS = (frozenset(ENGLISH_STOP_WORDS) - _NUMBER_WORDS) | {
+    "did",
+    "does",
+    "say",
+    "says",
+    "said",
+    "according",
+    "s",
+    "t",
+}
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased, stemmed content words; ``1,500`` and ``1500`` become the same token."""
+    words = _TOKEN.findall(_THOUSANDS.sub("", text.lower()))
+    words = [w for w in words if w not in _STOPWORDS]
+    return _stemmer().stemWords(words)
+
+
+class LexicalIndex:
+    """BM25 over a list of texts, scoring every text for a question at once."""
+
+    def __init__(self, model: bm25s.BM25) -> None:
+        self._model = model
+        self._vocab: dict[str, int] = model.vocab_dict
+
+    @classmethod
+    def build(cls, texts: list[str]) -> LexicalIndex:
+        model = bm25s.BM25()
+        tokens = [tokenize(text) or ["\u2205"] for text in texts]
+        model.index(tokens, show_progress=False)
+        return cls(model)
+
+    def save(self, directory: Path) -> None:
+        self._model.save(str(directory), show_progress=False)
+
+    @classmethod
+    def load(cls, directory: Path) -> LexicalIndex:
+        return cls(bm25s.BM25.load(str(directory), show_progress=False))
+
+    @property
+    def size(self) -> int:
+        return int(self._model.scores["num_docs"])
+
+    def scores(self, query_tokens: list[str]) -> np.ndarray:
+        """BM25 score of every text; zeros when no query word is in the vocabulary."""
+        known = [self._vocab[t] for t in query_tokens if t in self._vocab]
+        if not known:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self._model.get_scores_from_ids(known), dtype=np.float32)

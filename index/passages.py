@@ -1,0 +1,150 @@
+"""Splitting an article into passages: article → passage.
+
+A passage is what the user sees quoted: a paragraph, verbatim. Fragments that
+are not paragraphs on their own (a one-line dateline, the bullet items of a
+list) join the paragraph they belong to, and a paragraph longer than the
+model's window is split between sentences, so every passage is embedded
+whole. Each passage keeps its character offsets in the article body and the
+offsets of its sentences, so a quote can highlight the sentence that answers
+and "more context" can reach the paragraphs around it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pysbd
+
+Span = tuple[int, int]
+TokenCounter = Callable[[str], int]
+
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+_BULLET = re.compile(r"^\s*(?:[-*•·▪◦‣]|\d{1,2}[.)])\s+")
+_SENTENCE_END = re.compile(r"[.!?…:;\"”’)\]]\s*$")
+FRAGMENT_CHARS = 60  # a line shorter than this without closing punctuation is a fragment
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A slice of an article body, ``body[start:end]``, with its sentences."""
+
+    article: int  # index of the article in the index's article list
+    start: int
+    end: int
+    text: str
+    sentences: tuple[Span, ...]  # offsets within ``text``
+
+    def sentence_texts(self) -> list[str]:
+        return [self.text[a:b] for a, b in self.sentences]
+
+
+@lru_cache(maxsize=1)
+def _segmenter() -> pysbd.Segmenter:
+    return pysbd.Segmenter(language="en", clean=False, char_span=True)
+
+
+def sentence_spans(text: str) -> list[Span]:
+    """Sentence offsets in ``text``, whitespace trimmed; the whole text if no splitter result."""
+    spans: list[Span] = []
+    for part in _segmenter().segment(text):
+        start, end = part.start, part.end
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if end > start:
+            spans.append((start, end))
+    if not spans and text.strip():
+        stripped = text.strip()
+        begin = text.index(stripped)
+        spans = [(begin, begin + len(stripped))]
+    return spans
+
+
+def paragraph_spans(body: str) -> list[Span]:
+    """Blank-line separated blocks of ``body``, trimmed of surrounding whitespace."""
+    spans: list[Span] = []
+    pos = 0
+    for match in _PARAGRAPH_BREAK.finditer(body + "\n\n"):
+        block = body[pos : match.start()]
+        if block.strip():
+            lead = len(block) - len(block.lstrip())
+            spans.append((pos + lead, pos + len(block.rstrip())))
+        pos = match.end()
+    return spans
+
+
+def _is_bullet(text: str) -> bool:
+    return bool(_BULLET.match(text))
+
+
+def _is_fragment(text: str) -> bool:
+    """A short line that does not end a sentence: a dateline, a caption, a heading."""
+    return "\n" not in text and len(text) < FRAGMENT_CHARS and not _SENTENCE_END.search(text)
+
+
+def merged_blocks(body: str) -> list[Span]:
+    """Paragraphs with fragments and list items joined to the paragraph they belong to."""
+    blocks: list[Span] = []
+    pending: int | None = None  # start of a fragment waiting for its paragraph
+    for start, end in paragraph_spans(body):
+        text = body[start:end]
+        if _is_bullet(text) and blocks and pending is None:
+            # A list continues the paragraph that introduces it.
+            blocks[-1] = (blocks[-1][0], end)
+            continue
+        if _is_fragment(text):
+            if pending is None:
+                pending = start
+            continue
+        blocks.append((pending if pending is not None else start, end))
+        pending = None
+    if pending is not None:
+        last_end = paragraph_spans(body)[-1][1]
+        if blocks:
+            blocks[-1] = (blocks[-1][0], last_end)
+        else:
+            blocks.append((pending, last_end))
+    return blocks
+
+
+def split_article(
+    body: str,
+    article: int,
+    count_tokens: TokenCounter,
+    max_tokens: int,
+) -> list[Passage]:
+    """The passages of one article body, each within ``max_tokens`` word pieces."""
+    passages: list[Passage] = []
+    for start, end in merged_blocks(body):
+        for a, b in _fit_window(body, start, end, count_tokens, max_tokens):
+            text = body[a:b]
+            passages.append(Passage(article, a, b, text, tuple(sentence_spans(text))))
+    return passages
+
+
+def _fit_window(
+    body: str, start: int, end: int, count_tokens: TokenCounter, max_tokens: int
+) -> Iterator[Span]:
+    """Split ``body[start:end]`` between sentences into pieces of at most ``max_tokens``."""
+    text = body[start:end]
+    if count_tokens(text) <= max_tokens:
+        yield start, end
+        return
+    piece_start: int | None = None
+    piece_end = start
+    for a, b in sentence_spans(text):
+        a, b = start + a, start + b
+        if piece_start is not None and count_tokens(body[piece_start:b]) > max_tokens:
+            yield piece_start, piece_end
+            piece_start = None
+        if piece_start is None:
+            piece_start = a
+        piece_end = b
+    if piece_start is not None:
+        # A single sentence longer than the window stays whole: the model truncates
+        # its embedding, but the quote the user sees is never cut mid-sentence.
+        yield piece_start, piece_end
