@@ -1,0 +1,55 @@
+"""Shared fixtures: one real embedding model and one real index of the seed corpus per run.
+
+Loading the model is the slow part (seconds), so it is loaded once and shared;
+every index a test builds is still built for real, with FAISS and BM25 on disk.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+DEV_QA = ROOT.parent / "shared" / "eval" / "dev_qa.jsonl"
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+from tests.conftest_telegram import *  # noqa: E402, F403  (fixtures for the fake Telegram server)
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from index.embeddings import Embedder
+
+    return Embedder(MODEL)
+
+
+@pytest.fixture(scope="session")
+def seed_index_dir(tmp_path_factory, embedder) -> Path:
+    from index.build import build_index
+
+    index_dir = tmp_path_factory.mktemp("seed") / "index"
+    build_index(CORPUS, index_dir, MODEL, embedder=embedder, progress=False)
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def quote_index(seed_index_dir, embedder):
+    from index import QuoteIndex
+
+    return QuoteIndex(seed_index_dir, MODEL, embedder=embedder)
+
+
+def write_article(folder: Path, name: str, body: str, **meta: str) -> Path:
+    """Write a corpus Markdown file with front matter, as a user would."""
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False) if meta else ""
+    path = folder / name
+    path.write_text(f"---\n{front}---\n\n{body.strip()}\n", encoding="utf-8")
+    return path

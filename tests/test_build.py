@@ -1,0 +1,222 @@
+"""Building the index for real: skipped files, merged sources, atomic and incremental builds."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index import IndexLoadError, QuoteIndex
+from index.build import StrictBuildError, build_index
+from index.store import load_index
+from tests.conftest import CORPUS, MODEL, ROOT, write_article
+
+WIRE = (
+    "Officials said the new desalination plant in Port Avery will supply 40,000 homes "
+    "with drinking water from next spring, after two years of construction delays."
+)
+
+
+def _build(corpus: Path, index_dir: Path, embedder, **kw):
+    return build_index(corpus, index_dir, MODEL, embedder=embedder, progress=False, **kw)
+
+
+def test_malformed_files_are_skipped_by_name_and_the_rest_indexed(tmp_path, embedder):
+    corpus = tmp_path / "corpus"
+    write_article(corpus, "good.md", WIRE, title="Water plant", publisher="Avery Post")
+    (corpus / "empty.md").write_text("", encoding="utf-8")
+    (corpus / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    (corpus / "latin1.txt").write_bytes("Caf\xe9 title\nbody text here".encode("latin-1"))
+    (corpus / "badyaml.md").write_text("---\ntitle: [unclosed\n---\nbody\n", encoding="utf-8")
+    (corpus / "plain.txt").write_text(
+        "Plain title\n\nA plain text article body.\n", encoding="utf-8"
+    )
+    (corpus / "page.html").write_text(
+        "<html><head><title>Harbour news</title></head><body><nav>Home | About</nav>"
+        "<article><h1>Harbour news</h1><p>The harbour reopened on Monday after the storm "
+        "damaged three piers and the ferry service resumed with a reduced timetable.</p>"
+        "<p>Repairs to the remaining pier will take another month, the port authority said.</p>"
+        "</article></body></html>",
+        encoding="utf-8",
+    )
+    report = _build(corpus, tmp_path / "index", embedder)
+    skipped = {s.path: s.reason for s in report.skipped}
+    assert set(skipped) == {"empty.md", "binary.txt", "latin1.txt", "badyaml.md"}
+    assert "no article text" in skipped["empty.md"]
+    assert "binary" in skipped["binary.txt"]
+    assert "UTF-8" in skipped["latin1.txt"]
+    assert "front matter" in skipped["badyaml.md"]
+    assert report.articles == 3
+    stored = load_index(tmp_path / "index")
+    titles = {a.path: a.title for a in stored.articles}
+    assert titles["plain.txt"] == "Plain title"
+    assert "harbour reopened" in next(a.body for a in stored.articles if a.path == "page.html")
+    with pytest.raises(StrictBuildError, match=r"empty\.md"):
+        _build(corpus, tmp_path / "index2", embedder, strict=True)
+
+
+def test_identical_passages_merge_and_disagreeing_figures_stay_apart(tmp_path, embedder):
+    corpus = tmp_path / "corpus"
+    write_article(
+        corpus, "a.md", WIRE, title="Plant opens", publisher="Avery Post", date="2025-03-01"
+    )
+    write_article(
+        corpus,
+        "b.md",
+        WIRE,
+        title="Water for Port Avery",
+        publisher="Coast Daily",
+        date="2025-03-02",
+    )
+    write_article(
+        corpus,
+        "c.md",
+        WIRE.replace("40,000", "25,000"),
+        title="Plant doubts",
+        publisher="Harbour Herald",
+        date="2025-03-03",
+    )
+    _build(corpus, tmp_path / "index", embedder)
+    index = QuoteIndex(tmp_path / "index", MODEL, embedder=embedder)
+    answer = index.answer("How many homes will the desalination plant supply?", k=3)
+    assert answer.found
+    by_figure = {("40,000" in q.text): q for q in answer.quotes}
+    assert set(by_figure) == {True, False}, [q.text for q in answer.quotes]
+    merged = by_figure[True]
+    assert sorted(s.publisher for s in merged.sources) == ["Avery Post", "Coast Daily"]
+    assert [s.publisher for s in by_figure[False].sources] == ["Harbour Herald"]
+
+
+def test_rebuild_embeds_only_new_or_changed_articles(tmp_path, embedder):
+    corpus = tmp_path / "corpus"
+    for path in CORPUS.glob("*.md"):
+        (corpus / path.name).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / path.name).write_bytes(path.read_bytes())
+    index_dir = tmp_path / "index"
+    first = _build(corpus, index_dir, embedder)
+    assert (first.embedded_articles, first.reused_articles) == (5, 0)
+    before = load_index(index_dir)
+
+    again = _build(corpus, index_dir, embedder)
+    assert (again.embedded_articles, again.reused_articles) == (0, 5)
+
+    changed = corpus / "mek-iran-stop-executions.md"
+    changed.write_text(
+        changed.read_text(encoding="utf-8") + "\nA new closing paragraph about the harbour.\n",
+        encoding="utf-8",
+    )
+    write_article(corpus, "new.md", WIRE, title="Plant opens", publisher="Avery Post")
+    third = _build(corpus, index_dir, embedder)
+    assert (third.embedded_articles, third.reused_articles) == (2, 4)
+
+    after = load_index(index_dir)
+    # Unchanged articles keep exactly the vectors they had.
+    old_rows = {
+        (before.articles[p.article].path, p.start): i for i, p in enumerate(before.passages)
+    }
+    for i, p in enumerate(after.passages):
+        key = (after.articles[p.article].path, p.start)
+        if key[0] in {"new.md", changed.name}:
+            continue
+        assert np.array_equal(after.passage_vectors[i], before.passage_vectors[old_rows[key]])
+    index = QuoteIndex(index_dir, MODEL, embedder=embedder)
+    assert (
+        "40,000"
+        in index.answer("How many homes will the desalination plant supply?").quotes[0].text
+    )
+
+
+def test_a_build_killed_half_way_leaves_the_old_index_working(tmp_path, embedder):
+    corpus = tmp_path / "corpus"
+    write_article(corpus, "a.md", WIRE, title="Plant opens", publisher="Avery Post")
+    index_dir = tmp_path / "index"
+    _build(corpus, index_dir, embedder)
+    old_id = load_index(index_dir).manifest.build_id
+
+    # Enough new text that embedding takes a few seconds, then kill the build mid-way.
+    paragraphs = [p for p in (CORPUS / "mek-iran-executions-continue.md").read_text().split("\n\n")]
+    for n in range(120):
+        body = "\n\n".join(f"Report {n}, item {i}: {p}" for i, p in enumerate(paragraphs[3:]))
+        write_article(corpus, f"bulk-{n:03d}.md", body, title=f"Bulk {n}")
+    env = {**os.environ, "QUOTEBOT_MODEL": MODEL}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "index",
+            "build",
+            "--corpus",
+            str(corpus),
+            "--index",
+            str(index_dir),
+        ],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    assert proc.stderr is not None
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if "embedding" in line or not line:
+            break
+    time.sleep(1.0)
+    assert proc.poll() is None, "the build finished before it could be interrupted"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    stored = load_index(index_dir)
+    assert stored.manifest.build_id == old_id
+    index = QuoteIndex(index_dir, MODEL, embedder=embedder)
+    assert index.answer("How many homes will the desalination plant supply?").found
+    # The next build cleans up after the killed one and succeeds.
+    for bulk in corpus.glob("bulk-*.md"):
+        bulk.unlink()
+    report = _build(corpus, index_dir, embedder)
+    assert (report.articles, report.reused_articles) == (1, 1)
+    assert [p.name for p in (index_dir / "builds").iterdir()] == [report.build_dir.name]
+
+
+def test_index_built_with_another_model_is_refused_with_rebuild_advice(seed_index_dir, embedder):
+    with pytest.raises(IndexLoadError, match="rebuild"):
+        QuoteIndex(seed_index_dir, "sentence-transformers/all-mpnet-base-v2", embedder=embedder)
+
+
+def test_other_dimension_or_format_version_is_refused(tmp_path, seed_index_dir, embedder):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(seed_index_dir / "current", copy)
+    manifest_path = copy / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "dimension": 768}))
+    with pytest.raises(IndexLoadError, match="rebuild"):
+        QuoteIndex(copy, MODEL, embedder=embedder)
+    manifest_path.write_text(json.dumps({**manifest, "format_version": 999}))
+    with pytest.raises(IndexLoadError, match=r"format version 999.*rebuild"):
+        QuoteIndex(copy, MODEL, embedder=embedder)
+
+
+def test_missing_or_corrupt_index_is_a_clear_error(tmp_path, seed_index_dir, embedder):
+    import shutil
+
+    with pytest.raises(IndexLoadError, match="no index found"):
+        QuoteIndex(tmp_path / "nowhere", MODEL, embedder=embedder)
+    copy = tmp_path / "copy"
+    shutil.copytree(seed_index_dir / "current", copy)
+    faiss_file = copy / "passages.faiss"
+    faiss_file.write_bytes(faiss_file.read_bytes()[:100])
+    with pytest.raises(IndexLoadError, match="corrupt"):
+        QuoteIndex(copy, MODEL, embedder=embedder)
+    (copy / "manifest.json").write_text("{not json")
+    with pytest.raises(IndexLoadError, match="unreadable"):
+        QuoteIndex(copy, MODEL, embedder=embedder)
