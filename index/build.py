@@ -137,7 +137,10 @@ def build_index(
             sentences=len(sentence_vectors),
             built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             build_seconds=round(time.perf_counter() - started, 3),
-            skipped=[{"path": s.path, "reason": s.reason} for s in corpus.skipped],
+            skipped=[
+                {"path": s.path, "reason": s.reason, "sha256": _hash_or_empty(corpus_dir / s.path)}
+                for s in corpus.skipped
+            ],
         )
         stored = StoredIndex(
             manifest,
@@ -160,6 +163,40 @@ def build_index(
         seconds=time.perf_counter() - started,
         build_dir=build_dir,
     )
+
+
+def is_up_to_date(corpus_dir: Path, index_dir: Path, model: str) -> bool:
+    """Whether the index holds exactly the corpus's current files, built with ``model``.
+
+    Cheap (hashes files, loads no model), so a container can call it at every start.
+    """
+    from index.corpus import corpus_files, file_hash
+    from index.store import read_manifest
+
+    try:
+        manifest = read_manifest(index_dir)
+    except IndexLoadError:
+        return False
+    if manifest.format_version != FORMAT_VERSION or manifest.model != canonical_model_name(model):
+        return False
+    if not corpus_dir.is_dir():
+        return False
+    current = {
+        path.relative_to(corpus_dir).as_posix(): file_hash(path.read_bytes())
+        for path in corpus_files(corpus_dir)
+    }
+    # Skipped files count too: a file fixed since the last build must be read again.
+    indexed = {**manifest.files, **{s["path"]: s.get("sha256", "") for s in manifest.skipped}}
+    return current == indexed
+
+
+def _hash_or_empty(path: Path) -> str:
+    from index.corpus import file_hash
+
+    try:
+        return file_hash(path.read_bytes())
+    except OSError:
+        return ""
 
 
 def _reusable_articles(

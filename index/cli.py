@@ -63,15 +63,25 @@ def build(
         bool, typer.Option("--strict", help="Fail if any corpus file cannot be read.")
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    if_changed: Annotated[
+        bool,
+        typer.Option(
+            "--if-changed",
+            help="Do nothing when the index already holds exactly these files with this model.",
+        ),
+    ] = False,
 ) -> None:
     """Build the index from the corpus (only new or changed articles are embedded again)."""
-    from index.build import StrictBuildError, build_index
+    from index.build import StrictBuildError, build_index, is_up_to_date
     from index.embeddings import ModelLoadError
     from index.store import IndexLoadError
 
     settings = IndexSettings()
     corpus_dir = corpus or settings.corpus_dir
     index_dir = index or settings.index_dir
+    if if_changed and is_up_to_date(corpus_dir, index_dir, model or settings.model):
+        typer.echo(f"Index at {index_dir} is up to date with {corpus_dir}; nothing to do.")
+        return
     try:
         report = build_index(
             corpus_dir,
