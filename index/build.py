@@ -247,14 +247,17 @@ def _embed(
     sentence_texts = [t for _, ps in fresh for p in ps for t in p.sentence_texts()]
     unique = list(dict.fromkeys(passage_texts + sentence_texts))
     vectors = np.zeros((len(unique), embedder.dimension), dtype=np.float32)
+    # Longest first, as sentence-transformers orders one encode call: batches of
+    # like-length texts waste no work on padding.
+    order = sorted(range(len(unique)), key=lambda i: -len(unique[i]))
     batch = 64
     with tqdm(
         total=len(unique), unit="text", desc="embedding", disable=not progress or not unique
     ) as bar:
-        for start in range(0, len(unique), batch):
-            chunk = unique[start : start + batch]
-            vectors[start : start + len(chunk)] = embedder.encode(chunk, batch_size=batch)
-            bar.update(len(chunk))
+        for start in range(0, len(order), batch):
+            rows = order[start : start + batch]
+            vectors[rows] = embedder.encode([unique[i] for i in rows], batch_size=batch)
+            bar.update(len(rows))
     row = {text: i for i, text in enumerate(unique)}
     out: dict[int, tuple[list[Passage], np.ndarray, np.ndarray]] = {}
     dim = embedder.dimension
