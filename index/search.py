@@ -81,6 +81,9 @@ class Searcher:
             self._article_passages.setdefault(passage.article, []).append(i)
         self._passage_tokens: dict[int, frozenset[str]] = {}
         self._article_tokens: dict[int, frozenset[str]] = {}
+        # Filled lazily, then only read: safe to share between the bot's threads.
+        self._sentence_token_cache: dict[int, list[frozenset[str]]] = {}
+        self._number_cache: dict[int, list[list[frozenset[str]]]] = {}
 
     @cached_property
     def _document_frequency(self) -> dict[str, int]:
@@ -116,52 +119,62 @@ class Searcher:
             return []
         query_vector = self.embedder.encode_query(question)
         query_tokens = list(dict.fromkeys(tokenize(question)))
-        candidates = self._candidates(query_vector, query_tokens)
+        bm25_all = self.stored.passage_bm25.scores(query_tokens)
+        article_all = self.stored.article_bm25.scores(query_tokens)
+        candidates = self._candidates(query_vector, bm25_all, article_all)
         if not candidates:
             return []
         ids = np.fromiter(sorted(candidates), dtype=np.int64)
         dense = self.stored.passage_vectors[ids] @ query_vector
-        bm25_all = self.stored.passage_bm25.scores(query_tokens)
         bm25 = bm25_all[ids] / (float(bm25_all.max()) or 1.0)
-        article_all = self.stored.article_bm25.scores(query_tokens)
         article_of = np.array([self.stored.passages[i].article for i in ids])
         article_bm25 = article_all[article_of] / (float(article_all.max()) or 1.0)
         weights = [self.idf(t) for t in query_tokens]
-        is_quantity = bool(_QUANTITY_QUESTION.search(question))
-        quantity_words = {t for t in query_tokens if not t[0].isdigit()}
+        quantity_words = (
+            {t for t in query_tokens if not t[0].isdigit()}
+            if _QUANTITY_QUESTION.search(question)
+            else None
+        )
 
-        hits: list[Hit] = []
-        for row, i in enumerate(ids):
-            i = int(i)
-            s_from, s_to = self._sentence_start[i], self._sentence_start[i + 1]
-            per_sentence = self.stored.sentence_vectors[s_from:s_to] @ query_vector
-            sentence = float(per_sentence.max()) if len(per_sentence) else float(dense[row])
-            coverage = self._coverage(query_tokens, weights, i)
-            quantity = 0.0
-            sentence_quantity = [0.0] * len(per_sentence)
-            if is_quantity:
-                sentence_quantity = self._quantity(i, quantity_words)
-                quantity = max(sentence_quantity, default=0.0)
+        scored: list[tuple[float, int, dict[str, float], np.ndarray, list[float]]] = []
+        for row, i in enumerate(ids.tolist()):
+            per_sentence = self._sentence_vectors(i) @ query_vector
+            per_quantity = (
+                self._quantity(i, quantity_words)
+                if quantity_words is not None
+                else [0.0] * len(per_sentence)
+            )
             signals = {
                 "dense": float(dense[row]),
-                "sentence": sentence,
+                "sentence": float(per_sentence.max()) if len(per_sentence) else float(dense[row]),
                 "bm25": float(bm25[row]),
                 "article_bm25": float(article_bm25[row]),
-                "coverage": coverage,
-                "quantity": quantity,
+                "coverage": self._coverage(query_tokens, weights, i),
+                "quantity": max(per_quantity, default=0.0),
             }
             score = sum(WEIGHTS[k] * v for k, v in signals.items())
+            scored.append((score, i, signals, per_sentence, per_quantity))
+        scored.sort(key=lambda item: -item[0])
+
+        hits: list[Hit] = []
+        for score, i, signals, per_sentence, per_quantity in scored[:limit]:
+            # Which sentence to highlight: its own similarity, its share of the
+            # question's words, and a number next to what a "how many" asks about.
             sentence_scores = tuple(
                 float(per_sentence[j])
-                + WEIGHTS["quantity"] * sentence_quantity[j]
+                + WEIGHTS["quantity"] * per_quantity[j]
                 + 0.2 * self._sentence_overlap(i, j, query_tokens, weights)
                 for j in range(len(per_sentence))
             )
             hits.append(Hit(i, score, confidence(signals), signals, sentence_scores))
-        hits.sort(key=lambda h: -h.score)
-        return hits[:limit]
+        return hits
 
-    def _candidates(self, query_vector: np.ndarray, query_tokens: list[str]) -> set[int]:
+    def _sentence_vectors(self, i: int) -> np.ndarray:
+        return self.stored.sentence_vectors[self._sentence_start[i] : self._sentence_start[i + 1]]
+
+    def _candidates(
+        self, query_vector: np.ndarray, bm25: np.ndarray, articles: np.ndarray
+    ) -> set[int]:
         """Passages worth scoring: dense neighbours, lexical matches, best articles' passages."""
         n = len(self.stored.passages)
         index = self.stored.faiss_index
@@ -171,11 +184,9 @@ class Searcher:
             candidates.update(int(i) for i in ids[0] if i >= 0)
         else:
             candidates.update(range(n))
-        bm25 = self.stored.passage_bm25.scores(query_tokens)
         if bm25.any():
             top = np.argsort(-bm25)[:LEXICAL_CANDIDATES]
             candidates.update(int(i) for i in top if bm25[i] > 0)
-        articles = self.stored.article_bm25.scores(query_tokens)
         if articles.any():
             for a in np.argsort(-articles)[:TOP_ARTICLES]:
                 if articles[a] > 0:
@@ -200,28 +211,43 @@ class Searcher:
         total = sum(weights)
         if not total:
             return 0.0
-        a, b = self.stored.passages[i].sentences[j]
-        words = set(tokenize(self.stored.passages[i].text[a:b]))
+        words = self._sentence_tokens(i)[j]
         return sum(w for t, w in zip(query_tokens, weights, strict=True) if t in words) / total
+
+    def _sentence_tokens(self, i: int) -> list[frozenset[str]]:
+        tokens = self._sentence_token_cache.get(i)
+        if tokens is None:
+            passage = self.stored.passages[i]
+            tokens = [frozenset(tokenize(passage.text[a:b])) for a, b in passage.sentences]
+            self._sentence_token_cache[i] = tokens
+        return tokens
+
+    def _numbers_with_neighbours(self, i: int) -> list[list[frozenset[str]]]:
+        """Per sentence, for each cardinal number (not a year): the stems of its neighbours."""
+        found = self._number_cache.get(i)
+        if found is None:
+            passage = self.stored.passages[i]
+            found = []
+            for a, b in passage.sentences:
+                words = _WORD.findall(passage.text[a:b])
+                stems = [(tokenize(w) or [""])[0] for w in words]
+                found.append(
+                    [
+                        frozenset(stems[max(0, j - NUMBER_WINDOW) : j])
+                        | frozenset(stems[j + 1 : j + 1 + NUMBER_WINDOW])
+                        for j, word in enumerate(words)
+                        if _CARDINAL.match(word) and not _YEAR.match(word.replace(",", ""))
+                    ]
+                )
+            self._number_cache[i] = found
+        return found
 
     def _quantity(self, i: int, question_words: set[str]) -> list[float]:
         """Per sentence: 1 where a cardinal number stands next to one of the question's words."""
-        passage = self.stored.passages[i]
-        out: list[float] = []
-        for a, b in passage.sentences:
-            words = _WORD.findall(passage.text[a:b])
-            stems = [(tokenize(w) or [""])[0] for w in words]
-            found = 0.0
-            for j, word in enumerate(words):
-                if _CARDINAL.match(word) and not _YEAR.match(word.replace(",", "")):
-                    near = (
-                        stems[max(0, j - NUMBER_WINDOW) : j] + stems[j + 1 : j + 1 + NUMBER_WINDOW]
-                    )
-                    if question_words.intersection(near):
-                        found = 1.0
-                        break
-            out.append(found)
-        return out
+        return [
+            1.0 if any(question_words & near for near in numbers) else 0.0
+            for numbers in self._numbers_with_neighbours(i)
+        ]
 
 
 def confidence(signals: dict[str, float]) -> float:
