@@ -1,0 +1,95 @@
+"""The ``python -m index`` command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import DEV_QA, MODEL, ROOT
+
+
+def run(*args: str, index_dir=None, stdin: str | None = None, timeout: float = 180):
+    env = {**os.environ, "QUOTEBOT_MODEL": MODEL}
+    if index_dir is not None:
+        env["QUOTEBOT_INDEX_DIR"] = str(index_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "index", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize("command", [[], ["build"], ["search"], ["stats"], ["eval"]])
+def test_every_command_has_help(command):
+    result = run(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+
+
+def test_search_json_one_object_per_question_from_stdin(seed_index_dir):
+    result = run(
+        "search",
+        "--json",
+        "--k",
+        "2",
+        index_dir=seed_index_dir,
+        stdin="how many votes did the 63rd resolution get?\n\nWho painted the Mona Lisa?\n",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["found"] for line in lines] == [True, False]
+    first = lines[0]
+    assert first["question"] == "how many votes did the 63rd resolution get?"
+    assert "85 votes" in first["answers"][0]["quote"]
+    assert first["answers"][0]["sources"][0]["publisher"] == "Iran Focus"
+    assert len(first["answers"]) <= 2
+
+
+def test_search_plain_text_prints_quote_and_source(seed_index_dir):
+    result = run("search", "What do the people of Iran want?", index_dir=seed_index_dir)
+    assert result.returncode == 0, result.stderr
+    assert "regime change" in result.stdout
+    assert "— MEK Iran: Executions Continue" in result.stdout
+
+
+def test_stats_and_missing_index_message(seed_index_dir, tmp_path):
+    result = run("stats", index_dir=seed_index_dir)
+    assert result.returncode == 0
+    assert "articles      5" in result.stdout
+    assert MODEL in result.stdout
+    missing = run("search", "anything", index_dir=tmp_path / "none")
+    assert missing.returncode == 1
+    assert "no index found" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_eval_reports_quality_on_the_dev_questions(seed_index_dir):
+    result = run("eval", str(DEV_QA), "--json", index_dir=seed_index_dir)
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert scores["hit@1"] >= 0.90
+    assert scores["hit@3"] >= 0.97
+    assert scores["unanswerable_not_found"] == scores["unanswerable"]
+    assert scores["answerable_not_found"] == 0
+
+
+def test_strict_build_fails_on_a_bad_file(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "ok.txt").write_text("A title\n\nSome article text about harbours.", encoding="utf-8")
+    (corpus / "bad.txt").write_bytes(b"\xff\xfe\x00bad")
+    args = ["build", "--corpus", str(corpus), "--index", str(tmp_path / "i"), "--no-progress"]
+    lenient = run(*args)
+    assert lenient.returncode == 0, lenient.stderr
+    assert "skipped bad.txt" in lenient.stderr
+    strict = run(*args, "--strict")
+    assert strict.returncode == 1
+    assert "bad.txt" in strict.stderr
