@@ -39,7 +39,7 @@ WEIGHTS = {
     "sentence": 0.5,
     "bm25": 0.15,
     "article_bm25": 0.15,
-    "coverage": 0.5,
+    "coverage": 0.3,
     "quantity": 0.25,
 }
 DENSE_CANDIDATES = 100
