@@ -27,6 +27,11 @@ MIN_CONFIDENCE = 0.41
 # A further quote must be nearly as good as the best one, so a weak neighbour is
 # not shown beside a strong answer.
 FOLLOWER_RATIO = 0.80
+# ...and hold nearly as much of the question. A paragraph as close in wording but
+# from an article about another resolution ("67th" where "63rd" was asked) covers
+# less of the question than the best quote, and is left out. Measured: 0.85 keeps
+# Hit@1/Hit@3 and cuts the quotes per answer from 2.05 to 1.5 on the eval sets.
+FOLLOWER_COVERAGE_RATIO = 0.85
 NEAR_DUPLICATE_COSINE = 0.97
 NEAR_DUPLICATE_JACCARD = 0.85
 HIGHLIGHT_RATIO = 0.95
@@ -55,10 +60,14 @@ def compose_answer(
     """The answer to ``question`` from its ranked ``hits``: up to ``k`` quotes, or not found."""
     if not hits or hits[0].confidence < min_confidence:
         return Answer(question, False, ())
-    best = hits[0].score
+    best, best_coverage = hits[0].score, hits[0].signals["coverage"]
     groups: list[list[Hit]] = []
     for hit in hits:
-        if hit.confidence < min_confidence or hit.score < FOLLOWER_RATIO * best:
+        if (
+            hit.confidence < min_confidence
+            or hit.score < FOLLOWER_RATIO * best
+            or hit.signals["coverage"] < FOLLOWER_COVERAGE_RATIO * best_coverage
+        ):
             continue
         for group in groups:
             if _near_duplicate(stored, group[0].passage, hit.passage):
