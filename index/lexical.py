@@ -15,54 +15,31 @@ from pathlib import Path
 import bm25s
 import numpy as np
 import Stemmer
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-TOKENIZER = (
-    "words-sklearn-stop-snowball-v1"  # name of the tokenization below, recorded in the manifest
-)
+# Name of the tokenization below, recorded in the manifest.
+TOKENIZER = "words-sklearn-stop-snowball-v1"
 _THOUSANDS = re.compile(r"(?<=\d)[,.](?=\d{3}\b)")
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 # Words that tell what kind of question it is but not what it is about. scikit-learn's
 # list (already installed with sentence-transformers) less the number words, because
 # "the third resolution" must not lose its "third".
-_NUMBER_WORDS = frozenset(
-    [
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "fifteen",
-        "twenty",
-        "forty",
-        "fifty",
-        "sixty",
-        "hundred",
-        "first",
-        "second",
-        "third",
-        "fourth",
-        "fifth",
-        "sixth",
-    ]
-)
-_STOPWORDS = (frozenset(ENGLISH_STOP_WORDS) - _NUMBER_WORDS) | {
-    "did",
-    "does",
-    "say",
-    "says",
-    "said",
-    "according",
-    "s",
-    "t",
-}
+# fmt: off
+_NUMBER_WORDS = frozenset({
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "fifteen", "twenty", "forty", "fifty", "sixty", "hundred",
+    "first", "second", "third", "fourth", "fifth", "sixth",
+})
+# fmt: on
+_EXTRA_STOPWORDS = frozenset({"did", "does", "say", "says", "said", "according", "s", "t"})
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    # Imported on first use: scikit-learn takes a second to import, and
+    # sentence-transformers imports it anyway once a model is loaded.
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return (frozenset(ENGLISH_STOP_WORDS) - _NUMBER_WORDS) | _EXTRA_STOPWORDS
 
 
 @lru_cache(maxsize=1)
@@ -73,7 +50,8 @@ def _stemmer() -> Stemmer.Stemmer:
 def tokenize(text: str) -> list[str]:
     """Lower-cased, stemmed content words; ``1,500`` and ``1500`` become the same token."""
     words = _TOKEN.findall(_THOUSANDS.sub("", text.lower()))
-    words = [w for w in words if w not in _STOPWORDS]
+    stopwords = _stopwords()
+    words = [w for w in words if w not in stopwords]
     return _stemmer().stemWords(words)
 
 
