@@ -30,6 +30,9 @@ from index import QuestionError, Quote, QuoteIndex
 
 QUIT_WORDS = frozenset({"quit", "exit", "/quit", "/exit", ":q"})
 BOLD = ("\033[1m", "\033[0m")
+# Without a terminal to draw bold (piped output, logs), the answering sentence
+# is still marked: it is the point of the answer.
+MARKED = ("**", "**")
 
 
 class TerminalChat:
@@ -52,7 +55,7 @@ class TerminalChat:
         self.pool_size = pool_size
         self.context_radius = context_radius
         self.examples = list(examples)
-        self.bold = BOLD if color else ("", "")
+        self.bold = BOLD if color else MARKED
         self.quotes: tuple[Quote, ...] = ()
         self.shown = 0
 

@@ -44,7 +44,8 @@ def test_terminal_chat_without_token_quotes_from_a_pipe(seed_index_dir):
     done = run_bot(stdin=session, TELEGRAM_BOT_TOKEN="", QUOTEBOT_INDEX_DIR=str(seed_index_dir))
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "> " + VOTES_TEXT in out  # the passage, quoted verbatim
+    # The passage, quoted verbatim, its answering sentence marked (no terminal: no ANSI bold).
+    assert "> **" + VOTES_TEXT in out
     assert "Iran Focus, 2016-12-20" in out  # its source line
     assert "Context — the quoted paragraph" in out
     assert "I found no passage" in out and "/sources" in out

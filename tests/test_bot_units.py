@@ -327,7 +327,7 @@ def test_terminal_chat_commands_and_quit(quote_index):
     assert code == 0
     assert "There are no more quotes" in text  # /more before any question
     assert "Give the number of a quote" in text
-    assert "> " + VOTES_TEXT in text
+    assert "> **" + VOTES_TEXT in text  # the answering sentence is marked without ANSI
     assert "/more for further quotes" in text
     assert "Context — the quoted paragraph" in text
     assert "I don't know that command" in text
