@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from bot.app import BotRunner
 from bot.service import QuoteService, load_quote_index
@@ -121,15 +120,6 @@ def check_message_rules(call: Call) -> None:
     assert len(entities) <= 100
     for data in callback_datas(call):
         assert 1 <= len(data.encode()) <= 64
-
-
-def write_article(folder: Path, name: str, body: str, **meta: str) -> Path:
-    """A corpus Markdown file with front matter, as an editor would write it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False) if meta else ""
-    path = folder / name
-    path.write_text(f"---\n{front}---\n\n{body.strip()}\n", encoding="utf-8")
-    return path
 
 
 def build_custom_index(

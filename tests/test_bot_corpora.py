@@ -30,8 +30,8 @@ from tests.bot_fixtures import (
     running_bot,
     sent_since,
     visible,
-    write_article,
 )
+from tests.conftest import write_article
 from tests.fake_telegram import FakeTelegram, parse_html, utf16_len
 
 ROOT = Path(__file__).resolve().parent.parent
