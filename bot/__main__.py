@@ -110,7 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     terminal = not settings.token or args.terminal
     # The terminal chat is for people: only warnings, unless a level was asked for.
     quiet = terminal and "log_level" not in settings.model_fields_set
-    configure_logging("WARNING" if quiet else settings.log_level, [settings.token, secret])
+    # The bot logs to stdout (a container's log); the terminal chat keeps stdout for
+    # the conversation and sends its few log lines to stderr.
+    configure_logging(
+        "WARNING" if quiet else settings.log_level,
+        [settings.token, secret],
+        stream=sys.stderr if terminal else sys.stdout,
+    )
     logging.captureWarnings(True)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if terminal:

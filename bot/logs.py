@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
+from typing import TextIO
 
 REDACTED = "[REDACTED]"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -69,9 +70,12 @@ class OneLineFormatter(logging.Formatter):
         return " | ".join(line for line in super().format(record).splitlines() if line.strip())
 
 
-def configure_logging(level: str = "INFO", secrets: Iterable[str | None] = ()) -> None:
-    """Log to stderr, one line per event, with ``secrets`` redacted everywhere."""
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(
+    level: str = "INFO", secrets: Iterable[str | None] = (), stream: TextIO | None = None
+) -> None:
+    """Log to ``stream`` (stdout by default, as a container's log), one line per event,
+    with ``secrets`` redacted everywhere."""
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(OneLineFormatter(LOG_FORMAT))
     handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()

@@ -57,8 +57,9 @@ def test_terminal_chat_without_token_quotes_from_a_pipe(seed_index_dir):
 def test_missing_index_is_a_clear_error_not_a_traceback(tmp_path):
     done = run_bot(TELEGRAM_BOT_TOKEN=SECRET_TOKEN, QUOTEBOT_INDEX_DIR=str(tmp_path / "nowhere"))
     assert done.returncode == 1
-    assert "no index found" in done.stderr
-    assert "python -m index build" in done.stderr
+    logged = done.stdout  # the bot logs to stdout, as a container's log
+    assert "no index found" in logged
+    assert "python -m index build" in logged
     assert "Traceback" not in done.stderr + done.stdout
     assert "very_secret" not in done.stderr + done.stdout
 
