@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from index.corpus import Skipped, read_corpus
+from index.corpus import Skipped, corpus_files, file_hash, read_corpus
 from index.embeddings import Embedder, canonical_model_name
 from index.lexical import TOKENIZER, LexicalIndex
 from index.passages import Passage, split_article
@@ -28,6 +28,7 @@ from index.store import (
     build_lock,
     load_index,
     new_build_id,
+    read_manifest,
     write_index,
 )
 
@@ -170,9 +171,6 @@ def is_up_to_date(corpus_dir: Path, index_dir: Path, model: str) -> bool:
 
     Cheap (hashes files, loads no model), so a container can call it at every start.
     """
-    from index.corpus import corpus_files, file_hash
-    from index.store import read_manifest
-
     try:
         manifest = read_manifest(index_dir)
     except IndexLoadError:
@@ -191,8 +189,6 @@ def is_up_to_date(corpus_dir: Path, index_dir: Path, model: str) -> bool:
 
 
 def _hash_or_empty(path: Path) -> str:
-    from index.corpus import file_hash
-
     try:
         return file_hash(path.read_bytes())
     except OSError:
