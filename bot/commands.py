@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
+from typing import Protocol
 
 from telegram import BotCommand, Update
 from telegram.ext import ContextTypes
@@ -16,6 +18,7 @@ from telegram.ext import ContextTypes
 from bot.deps import deps
 from bot.formatting import (
     ADMINS_ONLY,
+    Group,
     about_groups,
     help_groups,
     pack,
@@ -26,6 +29,15 @@ from bot.formatting import (
 from bot.sending import send_messages, send_text
 
 log = logging.getLogger(__name__)
+
+
+class IntroGroups(Protocol):
+    """:func:`start_groups` or :func:`help_groups`."""
+
+    def __call__(
+        self, examples: Sequence[str], username: str | None, *, admin: bool
+    ) -> list[Group]: ...
+
 
 PUBLIC_COMMANDS = (
     BotCommand("ask", "Ask a question (in groups: /ask your question)"),
@@ -41,22 +53,23 @@ def _user_id(update: Update) -> int | None:
 
 
 async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    message = update.effective_message
-    if message is None:
-        return
-    d = deps(context)
-    admin = d.access.is_admin(_user_id(update))
-    groups = start_groups(d.service.examples, context.bot.username, admin=admin)
-    await send_messages(context.bot, message.chat_id, pack(groups))
+    await _send_intro(update, context, start_groups)
 
 
 async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await _send_intro(update, context, help_groups)
+
+
+async def _send_intro(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, make_groups: IntroGroups
+) -> None:
+    """/start and /help: examples from the corpus, and admin commands for admins."""
     message = update.effective_message
     if message is None:
         return
     d = deps(context)
     admin = d.access.is_admin(_user_id(update))
-    groups = help_groups(d.service.examples, context.bot.username, admin=admin)
+    groups = make_groups(d.service.examples, context.bot.username, admin=admin)
     await send_messages(context.bot, message.chat_id, pack(groups))
 
 
