@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from telegram.error import Conflict, InvalidToken, NetworkError
 
 from bot.logs import configure_logging
-from bot.service import QuoteService, example_questions, load_quote_index
+from bot.service import QuoteService, example_questions
 from bot.settings import BotSettings, settings_table
 from index import IndexLoadError, QuoteIndex
 
@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load_index(settings: BotSettings) -> QuoteIndex:
-    return load_quote_index(
+    return QuoteIndex(
         settings.index_dir, settings.model_for_index(), min_confidence=settings.min_confidence
     )
 
@@ -72,12 +72,7 @@ def run_bot(settings: BotSettings) -> int:
     except IndexLoadError as err:
         log.error("cannot load the index: %s", err)
         return 1
-    service = QuoteService(
-        index,
-        index_dir=settings.index_dir,
-        model=settings.model_for_index(),
-        min_confidence=settings.min_confidence,
-    )
+    service = QuoteService(index)
     try:
         asyncio.run(serve(settings, service))
     except InvalidToken:

@@ -108,7 +108,7 @@ async def on_reload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     d = deps(context)
     await send_text(
-        context.bot, message.chat_id, f"Reloading the index from {d.service.index_dir}…"
+        context.bot, message.chat_id, f"Reloading the index from {d.service.index.index_dir}…"
     )
     result = await d.service.reload()
     if result.ok:

@@ -16,31 +16,12 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from index import Answer, Context, IndexLoadError, IndexStats, QuoteIndex, Source
-from index.embeddings import Embedder
-from index.store import read_manifest
 
 log = logging.getLogger(__name__)
 MAX_EXAMPLES = 3
 MAX_EXAMPLE_CHARS = 100
-
-
-def load_quote_index(
-    index_dir: Path,
-    model: str | None = None,
-    *,
-    embedder: Embedder | None = None,
-    min_confidence: float | None = None,
-) -> QuoteIndex:
-    """Load the index in ``index_dir``, reusing ``embedder`` when the build's model matches.
-
-    Raises :class:`IndexLoadError` with a message meant for a person.
-    """
-    if embedder is not None and read_manifest(index_dir).model == embedder.name:
-        return QuoteIndex(index_dir, model, embedder=embedder, min_confidence=min_confidence)
-    return QuoteIndex(index_dir, model, min_confidence=min_confidence)
 
 
 @dataclass(frozen=True)
@@ -69,9 +50,6 @@ class QuoteService:
     """The current index and what the bot asks of it."""
 
     index: QuoteIndex
-    index_dir: Path | None = None
-    model: str | None = None
-    min_confidence: float | None = None
     counters: Counters = field(default_factory=Counters)
     started: float = field(default_factory=time.time)
     examples: list[str] = field(default_factory=list)
@@ -109,15 +87,8 @@ class QuoteService:
             return ReloadResult(False, old.build_id, old.build_id, 0.0, error="a reload is running")
         self._reloading = True
         started = time.perf_counter()
-        index_dir = self.index_dir or old.index_dir
         try:
-            new = await asyncio.to_thread(
-                load_quote_index,
-                index_dir,
-                self.model,
-                embedder=old.embedder,
-                min_confidence=self.min_confidence,
-            )
+            new = await asyncio.to_thread(old.reload)
         except IndexLoadError as err:
             log.error("reload failed, still serving build %s: %s", old.build_id, err)
             return ReloadResult(

@@ -16,7 +16,7 @@ from index.answers import Answer, Context, Source
 from index.embeddings import Embedder, ModelLoadError, canonical_model_name
 from index.quotes import MIN_CONFIDENCE, compose_answer, passage_ref, source_of
 from index.search import Searcher
-from index.store import REBUILD_HINT, IndexLoadError, index_size_bytes, load_index
+from index.store import REBUILD_HINT, IndexLoadError, index_size_bytes, load_index, read_manifest
 
 log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 1000
@@ -58,6 +58,8 @@ class QuoteIndex:
         that says to rebuild, because vectors of two models cannot be compared.
         """
         self.index_dir = index_dir
+        self._model = model
+        self._min_confidence = min_confidence
         self.stored = load_index(index_dir)
         manifest = self.stored.manifest
         if model and canonical_model_name(model) != manifest.model:
@@ -87,6 +89,20 @@ class QuoteIndex:
     @property
     def build_id(self) -> str:
         return self.stored.manifest.build_id
+
+    def reload(self) -> QuoteIndex:
+        """The same index directory loaded again (a newer build, if one was made since).
+
+        The embedding model already in memory is shared when the new build was made
+        with it, so a reload costs the index files, not another model load.
+        """
+        same_model = read_manifest(self.index_dir).model == self.embedder.name
+        return QuoteIndex(
+            self.index_dir,
+            self._model,
+            embedder=self.embedder if same_model else None,
+            min_confidence=self._min_confidence,
+        )
 
     def answer(self, question: str, k: int = 3) -> Answer:
         """Up to ``k`` verbatim quotes that answer ``question``, or ``found=False``."""

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from bot.app import BotRunner
-from bot.service import QuoteService, load_quote_index
+from bot.service import QuoteService
 from bot.settings import BotSettings
 from index import QuoteIndex
 from index.build import build_index
@@ -63,7 +63,7 @@ async def running_bot(
     """The real bot, started against ``server`` (polling unless a webhook URL is given)."""
     directory = index_dir or index.index_dir
     settings = make_settings(server, directory, **overrides)
-    service = QuoteService(index, index_dir=directory)
+    service = QuoteService(index)
     runner = BotRunner(settings, service)
     try:
         await asyncio.wait_for(runner.start(), START_TIMEOUT)
@@ -127,7 +127,7 @@ def build_custom_index(
 ) -> QuoteIndex:
     """Build ``corpus`` for real (FAISS + BM25 on disk) with the shared model, and load it."""
     build_index(corpus, index_dir, embedder=embedder, progress=False)
-    return load_quote_index(index_dir, embedder=embedder, min_confidence=min_confidence)
+    return QuoteIndex(index_dir, embedder=embedder, min_confidence=min_confidence)
 
 
 def copy_index(source: Path, target: Path) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.service import load_quote_index
+from index import QuoteIndex
 from index.build import build_index
 from index.embeddings import Embedder
 from tests.bot_fixtures import (
@@ -131,7 +131,7 @@ async def test_reload_while_questions_flow(seed_index_dir, embedder, tmp_path):
     index_dir = copy_index(seed_index_dir, tmp_path / "index")
     corpus = tmp_path / "corpus"
     shutil.copytree(ROOT / "corpus", corpus)
-    index = load_quote_index(index_dir, embedder=embedder)
+    index = QuoteIndex(index_dir, embedder=embedder)
     async with (
         FakeTelegram() as server,
         running_bot(server, index, index_dir, admins="1001", top_k=1) as runner,

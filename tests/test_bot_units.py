@@ -46,7 +46,7 @@ from bot.ratelimit import SlidingWindowLimiter
 from bot.service import QuoteService
 from bot.settings import BotSettings, settings_table
 from bot.terminal import TerminalChat, run_chat
-from index import Quote, Source
+from index import Quote, QuoteIndex, Source
 from tests.bot_fixtures import VOTES_QUESTION, VOTES_TEXT, clean_env, copy_index, free_port
 from tests.fake_telegram import FakeTelegramThread, parse_html
 
@@ -347,14 +347,15 @@ async def test_service_reload_keeps_serving_when_the_new_index_is_broken(
     seed_index_dir, quote_index, tmp_path
 ):
     index_dir = copy_index(seed_index_dir, tmp_path / "index")
-    service = QuoteService(quote_index, index_dir=index_dir)
+    index = QuoteIndex(index_dir, embedder=quote_index.embedder)
+    service = QuoteService(index)
     await service.refresh_examples()
     assert service.examples and all(len(e) <= 100 for e in service.examples)
 
     ok = await service.reload()
     assert ok.ok and ok.articles == 5 and ok.new_build == quote_index.build_id
-    assert service.index is not quote_index
-    assert service.index.embedder is quote_index.embedder  # the model was not loaded again
+    assert service.index is not index
+    assert service.index.embedder is index.embedder  # the model was not loaded again
 
     shutil.rmtree(index_dir)
     failed = await service.reload()
