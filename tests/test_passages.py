@@ -68,3 +68,20 @@ def test_article_without_title_shows_its_opening_words():
     assert article.date == "2016-12-20"
     assert article.title.startswith("London, 20 Dec - The UN General Assembly")
     assert article.title.endswith("…")
+
+
+def test_sentence_offsets_are_pysbds_own_on_the_seed_articles():
+    """The faster offset lookup must give exactly pysbd's char spans, so quotes do not move."""
+    import pysbd
+
+    from index.passages import _pysbd_spans
+
+    segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
+    paragraphs = 0
+    for path in sorted(CORPUS.glob("*.md")):
+        body = read_article(path).body
+        for start, end in merged_blocks(body):
+            text = body[start:end]
+            assert _pysbd_spans(text) == [(s.start, s.end) for s in segmenter.segment(text)]
+            paragraphs += 1
+    assert paragraphs > 40
