@@ -14,12 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import frontmatter
 import yaml
 
 SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm")
 MAX_FILE_BYTES = 20_000_000  # an article larger than this is not a news article
 TITLE_FALLBACK_CHARS = 80
+
+_FENCE = re.compile(r"^-{3,}[ \t]*$", re.MULTILINE)  # a front matter delimiter line
 
 
 class ArticleError(ValueError):
@@ -131,18 +132,27 @@ def read_article(path: Path, rel: str | None = None) -> Article:
 
 
 def _from_markdown(text: str) -> dict[str, str]:
-    if not text.lstrip().startswith("---"):
+    head = text.lstrip()
+    opening = _FENCE.match(head)
+    if opening is None:
         return {"body": text}
+    rest = head[opening.end() :]  # "" or starts with the fence line's line break
+    closing = _FENCE.search(rest, 1) if rest else None
+    if closing is None:
+        raise ArticleError("malformed front matter: not closed (no '---' line after the fields)")
     try:
-        post = frontmatter.loads(text)
-    except (yaml.YAMLError, ValueError) as err:
+        metadata = yaml.safe_load(rest[1 : closing.start()])
+    except yaml.YAMLError as err:
         raise ArticleError(f"malformed front matter: {_first_line(err)}") from err
-    if not isinstance(post.metadata, dict):
-        raise ArticleError("front matter is not a mapping of fields")
-    fields = {
-        str(key): _as_text(value) for key, value in post.metadata.items() if value is not None
-    }
-    fields["body"] = post.content
+    except (ValueError, TypeError, OverflowError, RecursionError) as err:
+        # e.g. "date: 2020-13-45" reads as a timestamp and fails as a date
+        raise ArticleError(f"malformed front matter: {type(err).__name__}: {err}"[:300]) from err
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        raise ArticleError("malformed front matter: not a mapping of fields (name: value)")
+    fields = {str(key): _as_text(value) for key, value in metadata.items() if value is not None}
+    fields["body"] = rest[closing.end() :]
     return fields
 
 
