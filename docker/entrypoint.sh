@@ -26,7 +26,7 @@ index_loads() {  # cheap: reads the index without loading the model
 
 if [ "${QUOTEBOT_SKIP_INDEX_BUILD:-0}" = 1 ]; then
     log INFO "QUOTEBOT_SKIP_INDEX_BUILD=1: using the index at $index_dir as it is"
-elif [ ! -d "$corpus_dir" ]; then
+elif [ ! -e "$corpus_dir" ]; then
     log WARNING "no corpus at $corpus_dir; using the index at $index_dir as it is"
 elif [ -w "$index_dir" ] || { [ ! -e "$index_dir" ] && mkdir -p "$index_dir" 2>/dev/null; }; then
     # stdout to stderr too: the build's summary is a log line, not the command's output

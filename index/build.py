@@ -12,11 +12,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from index.corpus import Skipped, corpus_files, file_hash, read_corpus
+from index.corpus import (
+    Article,
+    CorpusReader,
+    Skipped,
+    corpus_files,
+    relative_name,
+    source_hash,
+)
 from index.embeddings import Embedder, canonical_model_name
 from index.lexical import TOKENIZER, LexicalIndex
 from index.passages import Passage, split_article
@@ -72,16 +80,24 @@ def build_index(
     strict: bool = False,
     progress: bool = True,
     on_stage: Callable[[str], None] | None = None,
+    on_skip: Callable[[Skipped], None] | None = None,
 ) -> BuildReport:
-    """Build (or incrementally rebuild) the index of ``corpus_dir`` into ``index_dir``."""
+    """Build (or incrementally rebuild) the index of ``corpus_dir`` into ``index_dir``.
+
+    Each file or archive line that cannot be read is passed to ``on_skip`` as it is
+    met (logged as a warning without one), once.
+    """
     started = time.perf_counter()
     say = on_stage or (lambda _msg: None)
-    corpus = read_corpus(corpus_dir)
-    for skipped in corpus.skipped:
-        log.warning("skipped %s: %s", skipped.path, skipped.reason)
-    if strict and corpus.skipped:
-        names = "; ".join(f"{s.path}: {s.reason}" for s in corpus.skipped)
-        raise StrictBuildError(f"{len(corpus.skipped)} file(s) could not be read: {names}")
+    skip = on_skip or (lambda s: log.warning("skipped %s: %s", s.where, s.reason))
+    reader = CorpusReader(corpus_dir)
+    articles, skipped = _read(reader, skip, progress)
+    if strict and skipped:
+        names = "; ".join(f"{s.where}: {s.reason}" for s in skipped[:5])
+        more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        raise StrictBuildError(
+            f"{len(skipped)} file(s) or line(s) could not be read: {names}{more}"
+        )
     embedder = embedder or Embedder(model or "")
     if model and canonical_model_name(model) != embedder.name:
         raise ValueError(f"embedder is {embedder.name}, asked for {model}")
@@ -89,20 +105,13 @@ def build_index(
 
     with build_lock(index_dir):
         reusable = _reusable_articles(index_dir, embedder, settings)
-        articles = list(corpus.articles)
         passages: list[Passage] = []
         p_vectors: list[np.ndarray] = []
         s_vectors: list[np.ndarray] = []
-        fresh: list[tuple[int, list[Passage]]] = []
-        for number, article in enumerate(articles):
-            old = reusable.get(article.content_hash)
-            if old is None:
-                fresh.append(
-                    (
-                        number,
-                        split_article(article.body, number, embedder.count_tokens, embedder.window),
-                    )
-                )
+        new = [n for n, article in enumerate(articles) if article.content_hash not in reusable]
+        if new:
+            say(f"splitting {len(new)} new or changed article(s) into passages")
+        fresh = _split(articles, new, embedder, progress)
         reused = len(articles) - len(fresh)
         say(f"embedding {len(fresh)} new or changed article(s), reusing {reused}")
         embedded = _embed(fresh, embedder, progress)
@@ -132,16 +141,13 @@ def build_index(
             metric="inner_product",
             tokenizer=TOKENIZER,
             passage_settings=settings,
-            files={a.path: a.content_hash for a in articles},
+            files=reader.file_hashes,  # every corpus file read, articles or not
             articles=len(articles),
             passages=len(passages),
             sentences=len(sentence_vectors),
             built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             build_seconds=round(time.perf_counter() - started, 3),
-            skipped=[
-                {"path": s.path, "reason": s.reason, "sha256": _hash_or_empty(corpus_dir / s.path)}
-                for s in corpus.skipped
-            ],
+            skipped=[_skipped_json(s, reader.file_hashes) for s in skipped],
         )
         stored = StoredIndex(
             manifest,
@@ -160,7 +166,7 @@ def build_index(
         sentences=len(sentence_vectors),
         embedded_articles=len(fresh),
         reused_articles=len(articles) - len(fresh),
-        skipped=list(corpus.skipped),
+        skipped=skipped,
         seconds=time.perf_counter() - started,
         build_dir=build_dir,
     )
@@ -169,7 +175,7 @@ def build_index(
 def is_up_to_date(corpus_dir: Path, index_dir: Path, model: str) -> bool:
     """Whether the index holds exactly the corpus's current files, built with ``model``.
 
-    Cheap (hashes files, loads no model), so a container can call it at every start.
+    Cheap (hashes files, streamed; loads no model), so a container can call it at every start.
     """
     try:
         manifest = read_manifest(index_dir)
@@ -177,22 +183,55 @@ def is_up_to_date(corpus_dir: Path, index_dir: Path, model: str) -> bool:
         return False
     if manifest.format_version != FORMAT_VERSION or manifest.model != canonical_model_name(model):
         return False
-    if not corpus_dir.is_dir():
+    if manifest.passage_settings.get("version") != PASSAGE_SETTINGS_VERSION:
         return False
-    current = {
-        path.relative_to(corpus_dir).as_posix(): file_hash(path.read_bytes())
-        for path in corpus_files(corpus_dir)
+    if not corpus_dir.exists():
+        return False
+    current = {relative_name(corpus_dir, p): source_hash(p) for p in corpus_files(corpus_dir)}
+    # Skipped files count too (older builds list them only there): a file fixed since
+    # the last build must be read again. A skipped archive line is its file's business.
+    indexed = {
+        **manifest.files,
+        **{s["path"]: s.get("sha256", "") for s in manifest.skipped if "line" not in s},
     }
-    # Skipped files count too: a file fixed since the last build must be read again.
-    indexed = {**manifest.files, **{s["path"]: s.get("sha256", "") for s in manifest.skipped}}
     return current == indexed
 
 
-def _hash_or_empty(path: Path) -> str:
-    try:
-        return file_hash(path.read_bytes())
-    except OSError:
-        return ""
+def _read(
+    reader: CorpusReader, skip: Callable[[Skipped], None], progress: bool
+) -> tuple[list[Article], list[Skipped]]:
+    """Stream the corpus in, reporting each unreadable file or line as it comes."""
+    articles: list[Article] = []
+    skipped: list[Skipped] = []
+    with tqdm(
+        total=reader.total_bytes, unit="B", unit_scale=True, desc="reading", disable=not progress
+    ) as bar:
+        for item in reader:
+            if isinstance(item, Skipped):
+                skipped.append(item)
+                skip(item)
+            else:
+                articles.append(item)
+            bar.update(reader.bytes_read - bar.n)
+        bar.update(reader.bytes_read - bar.n)
+    return articles, skipped
+
+
+def _split(
+    articles: list[Article], numbers: list[int], embedder: Embedder, progress: bool
+) -> list[tuple[int, list[Passage]]]:
+    """Passages of the articles to embed; sentence splitting is slow, so it shows progress."""
+    out: list[tuple[int, list[Passage]]] = []
+    for number in tqdm(numbers, unit="article", desc="splitting", disable=not progress):
+        body = articles[number].body
+        out.append((number, split_article(body, number, embedder.count_tokens, embedder.window)))
+    return out
+
+
+def _skipped_json(skipped: Skipped, hashes: dict[str, str]) -> dict[str, Any]:
+    if skipped.line is not None:
+        return {"path": skipped.path, "line": skipped.line, "reason": skipped.reason}
+    return {"path": skipped.path, "reason": skipped.reason, "sha256": hashes.get(skipped.path, "")}
 
 
 def _reusable_articles(

@@ -99,7 +99,7 @@ def build(
         f"into {index_dir} in {report.seconds:.1f}s."
     )
     for skipped in report.skipped:
-        typer.secho(f"skipped {skipped.path}: {skipped.reason}", err=True, fg=typer.colors.YELLOW)
+        typer.secho(f"skipped {skipped.where}: {skipped.reason}", err=True, fg=typer.colors.YELLOW)
     if report.skipped:
         typer.echo(f"{len(report.skipped)} file(s) skipped.")
 

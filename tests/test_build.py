@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from index import IndexLoadError, QuoteIndex
-from index.build import StrictBuildError, build_index
+from index.build import StrictBuildError, build_index, is_up_to_date
 from index.store import load_index
 from tests.conftest import CORPUS, MODEL, ROOT, write_article
 
@@ -220,3 +220,97 @@ def test_missing_or_corrupt_index_is_a_clear_error(tmp_path, seed_index_dir, emb
     (copy / "manifest.json").write_text("{not json")
     with pytest.raises(IndexLoadError, match="unreadable"):
         QuoteIndex(copy, MODEL, embedder=embedder)
+
+
+def _jsonl_line(**fields: object) -> str:
+    return json.dumps(fields, ensure_ascii=False) + "\n"
+
+
+def test_jsonl_archive_with_a_bad_line_is_indexed_and_answers(tmp_path, embedder):
+    corpus = tmp_path / "corpus"
+    write_article(corpus, "wire.md", WIRE, title="Plant opens", publisher="Avery Post")
+    archive = corpus / "export.jsonl"
+    archive.write_text(
+        _jsonl_line(
+            id="hb-1",
+            title="Harbour reopens",
+            text="The harbour reopened on Monday after the storm damaged three piers.\n\n"
+            "Repairs to the last pier will take another month, the port authority said.",
+            publisher="Coast Daily",
+            date="2025-03-04",
+        )
+        + '{"title": "Broken", "text": "no closing brace"\n'
+        + _jsonl_line(title="Schools", text="The council will open two new schools in May.")
+    )
+    seen: list[str] = []
+    report = _build(corpus, tmp_path / "index", embedder, on_skip=lambda s: seen.append(s.where))
+    assert seen == ["export.jsonl line 2"]
+    assert [(s.path, s.line) for s in report.skipped] == [("export.jsonl", 2)]
+    assert report.articles == 3
+    index = QuoteIndex(tmp_path / "index", MODEL, embedder=embedder)
+    answer = index.answer("How long will the pier repairs take?")
+    assert answer.found
+    assert "another month" in answer.quotes[0].text
+    source = answer.quotes[0].sources[0]
+    assert (source.title, source.publisher, source.path) == (
+        "Harbour reopens",
+        "Coast Daily",
+        "export.jsonl#hb-1",
+    )
+    assert index.answer("How many homes will the desalination plant supply?").found
+    with pytest.raises(StrictBuildError, match=r"export\.jsonl line 2: not JSON"):
+        _build(corpus, tmp_path / "index2", embedder, strict=True)
+
+
+def test_appending_or_editing_an_archive_line_embeds_only_that_article(tmp_path, embedder):
+    corpus = tmp_path / "export.jsonl"  # a corpus can be one archive
+    stories = [
+        _jsonl_line(title=f"Story {n}", text=f"Report {n}: the council met about item {n}.")
+        for n in range(5)
+    ]
+    corpus.write_text("".join(stories))
+    index_dir = tmp_path / "index"
+    assert (_build(corpus, index_dir, embedder).embedded_articles) == 5
+    assert is_up_to_date(corpus, index_dir, MODEL)
+
+    with open(corpus, "a") as archive:
+        archive.write(_jsonl_line(title="Story 5", text=WIRE))
+    assert not is_up_to_date(corpus, index_dir, MODEL)
+    appended = _build(corpus, index_dir, embedder)
+    assert (appended.embedded_articles, appended.reused_articles) == (1, 5)
+
+    lines = corpus.read_text().splitlines(keepends=True)
+    lines[2] = _jsonl_line(title="Story 2", text="Report 2, corrected: the council did not meet.")
+    corpus.write_text("".join(lines))
+    edited = _build(corpus, index_dir, embedder)
+    assert (edited.embedded_articles, edited.reused_articles) == (1, 5)
+    assert is_up_to_date(corpus, index_dir, MODEL)
+    stored = load_index(index_dir)
+    assert [a.path for a in stored.articles][2:4] == ["export.jsonl#L3", "export.jsonl#L4"]
+    assert "corrected" in stored.articles[2].body
+
+
+def test_build_shows_progress_while_splitting(tmp_path):
+    """Sentence splitting takes minutes on a large corpus: it shows a bar, like embedding."""
+    corpus = tmp_path / "corpus"
+    write_article(corpus, "a.md", WIRE, title="Plant opens")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "index",
+            "build",
+            "--corpus",
+            str(corpus),
+            "--index",
+            str(tmp_path / "i"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "QUOTEBOT_MODEL": MODEL},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    for bar in ("reading:", "splitting: 100%", "1/1", "embedding: 100%"):
+        assert bar in result.stderr, result.stderr

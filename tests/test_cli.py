@@ -93,3 +93,16 @@ def test_strict_build_fails_on_a_bad_file(tmp_path):
     strict = run(*args, "--strict")
     assert strict.returncode == 1
     assert "bad.txt" in strict.stderr
+
+
+def test_building_from_a_jsonl_archive(tmp_path):
+    archive = tmp_path / "export.jsonl"
+    archive.write_text(
+        json.dumps({"title": "Harbour", "text": "The harbour reopened on Monday."}) + "\n{broken\n"
+    )
+    args = ["build", "--corpus", str(archive), "--index", str(tmp_path / "i"), "--no-progress"]
+    result = run(*args)
+    assert result.returncode == 0, result.stderr
+    assert "skipped export.jsonl line 2: not JSON" in result.stderr
+    assert "Indexed 1 article(s)" in result.stdout
+    assert "up to date" in run(*args, "--if-changed").stdout
