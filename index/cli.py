@@ -72,6 +72,8 @@ def build(
     ] = False,
 ) -> None:
     """Build the index from the corpus (only new or changed articles are embedded again)."""
+    from tqdm import tqdm
+
     from index.build import StrictBuildError, build_index, is_up_to_date
     from index.embeddings import ModelLoadError
     from index.store import IndexLoadError
@@ -82,6 +84,13 @@ def build(
     if if_changed and is_up_to_date(corpus_dir, index_dir, model or settings.model):
         typer.echo(f"Index at {index_dir} is up to date with {corpus_dir}; nothing to do.")
         return
+
+    def report_skip(skipped) -> None:
+        # Once per file or line, as it is met, above the progress bar.
+        with tqdm.external_write_mode(file=sys.stderr):
+            message = f"skipped {skipped.where}: {skipped.reason}"
+            typer.secho(message, err=True, fg=typer.colors.YELLOW)
+
     try:
         report = build_index(
             corpus_dir,
@@ -90,18 +99,16 @@ def build(
             strict=strict,
             progress=progress,
             on_stage=lambda msg: typer.echo(msg, err=True),
+            on_skip=report_skip,
         )
     except (StrictBuildError, FileNotFoundError, ModelLoadError, IndexLoadError) as err:
         raise _fail(str(err)) from None
+    skipped = f"; {len(report.skipped)} skipped (listed above)" if report.skipped else ""
     typer.echo(
         f"Indexed {report.articles} article(s), {report.passages} passage(s) "
         f"({report.embedded_articles} embedded, {report.reused_articles} reused) "
-        f"into {index_dir} in {report.seconds:.1f}s."
+        f"into {index_dir} in {report.seconds:.1f}s{skipped}."
     )
-    for skipped in report.skipped:
-        typer.secho(f"skipped {skipped.where}: {skipped.reason}", err=True, fg=typer.colors.YELLOW)
-    if report.skipped:
-        typer.echo(f"{len(report.skipped)} file(s) skipped.")
 
 
 @app.command()

@@ -89,7 +89,9 @@ def test_strict_build_fails_on_a_bad_file(tmp_path):
     args = ["build", "--corpus", str(corpus), "--index", str(tmp_path / "i"), "--no-progress"]
     lenient = run(*args)
     assert lenient.returncode == 0, lenient.stderr
-    assert "skipped bad.txt" in lenient.stderr
+    assert "skipped bad.txt: binary file" in lenient.stderr
+    assert (lenient.stdout + lenient.stderr).count("bad.txt") == 1  # reported once, not twice
+    assert "1 skipped (listed above)" in lenient.stdout
     strict = run(*args, "--strict")
     assert strict.returncode == 1
     assert "bad.txt" in strict.stderr
