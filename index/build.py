@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from index.corpus import (
+    SUFFIXES,
     Article,
     CorpusReader,
     Skipped,
@@ -46,6 +47,10 @@ PASSAGE_SETTINGS_VERSION = 1
 
 class StrictBuildError(RuntimeError):
     """``--strict`` was given and some corpus files could not be read."""
+
+
+class EmptyCorpusError(RuntimeError):
+    """The corpus holds no readable article: almost surely the wrong folder, so no build."""
 
 
 @dataclass
@@ -85,7 +90,8 @@ def build_index(
     """Build (or incrementally rebuild) the index of ``corpus_dir`` into ``index_dir``.
 
     Each file or archive line that cannot be read is passed to ``on_skip`` as it is
-    met (logged as a warning without one), once.
+    met (logged as a warning without one), once. A corpus with no article at all
+    raises :class:`EmptyCorpusError` and leaves the index as it was.
     """
     started = time.perf_counter()
     say = on_stage or (lambda _msg: None)
@@ -98,6 +104,8 @@ def build_index(
         raise StrictBuildError(
             f"{len(skipped)} file(s) or line(s) could not be read: {names}{more}"
         )
+    if not articles:
+        raise EmptyCorpusError(_empty_corpus_message(corpus_dir, index_dir, reader, skipped))
     embedder = embedder or Embedder(model or "")
     if model and canonical_model_name(model) != embedder.name:
         raise ValueError(f"embedder is {embedder.name}, asked for {model}")
@@ -226,6 +234,16 @@ def _split(
         body = articles[number].body
         out.append((number, split_article(body, number, embedder.count_tokens, embedder.window)))
     return out
+
+
+def _empty_corpus_message(
+    corpus_dir: Path, index_dir: Path, reader: CorpusReader, skipped: list[Skipped]
+) -> str:
+    if not reader.files:
+        found = f"no article files in {corpus_dir} (looked for {', '.join(SUFFIXES)})"
+    else:
+        found = f"no readable article in {corpus_dir} ({len(skipped)} file(s) or line(s) skipped)"
+    return f"{found}; nothing was built, the index at {index_dir} is left as it was"
 
 
 def _skipped_json(skipped: Skipped, hashes: dict[str, str]) -> dict[str, Any]:

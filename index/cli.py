@@ -74,7 +74,7 @@ def build(
     """Build the index from the corpus (only new or changed articles are embedded again)."""
     from tqdm import tqdm
 
-    from index.build import StrictBuildError, build_index, is_up_to_date
+    from index.build import EmptyCorpusError, StrictBuildError, build_index, is_up_to_date
     from index.embeddings import ModelLoadError
     from index.store import IndexLoadError
 
@@ -101,7 +101,13 @@ def build(
             on_stage=lambda msg: typer.echo(msg, err=True),
             on_skip=report_skip,
         )
-    except (StrictBuildError, FileNotFoundError, ModelLoadError, IndexLoadError) as err:
+    except (
+        StrictBuildError,
+        EmptyCorpusError,
+        FileNotFoundError,
+        ModelLoadError,
+        IndexLoadError,
+    ) as err:
         raise _fail(str(err)) from None
     skipped = f"; {len(report.skipped)} skipped (listed above)" if report.skipped else ""
     typer.echo(

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from index import IndexLoadError, QuoteIndex
-from index.build import StrictBuildError, build_index, is_up_to_date
+from index.build import EmptyCorpusError, StrictBuildError, build_index, is_up_to_date
 from index.store import load_index
 from tests.conftest import CORPUS, MODEL, ROOT, write_article
 
@@ -288,6 +288,21 @@ def test_appending_or_editing_an_archive_line_embeds_only_that_article(tmp_path,
     stored = load_index(index_dir)
     assert [a.path for a in stored.articles][2:4] == ["export.jsonl#L3", "export.jsonl#L4"]
     assert "corrected" in stored.articles[2].body
+
+
+def test_an_empty_corpus_is_an_error_and_keeps_the_index(tmp_path, embedder):
+    corpus = tmp_path / "corpus"
+    write_article(corpus, "a.md", WIRE, title="Plant opens")
+    index_dir = tmp_path / "index"
+    _build(corpus, index_dir, embedder)
+    before = load_index(index_dir).manifest.build_id
+    (corpus / "a.md").unlink()
+    with pytest.raises(EmptyCorpusError, match=r"no article files in .*index at .* left as it was"):
+        _build(corpus, index_dir, embedder)
+    (corpus / "b.md").write_text("")
+    with pytest.raises(EmptyCorpusError, match=r"no readable article .*\(1 file\(s\) or line"):
+        _build(corpus, index_dir, embedder)
+    assert load_index(index_dir).manifest.build_id == before
 
 
 def test_build_shows_progress_while_splitting(tmp_path):

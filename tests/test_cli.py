@@ -97,6 +97,17 @@ def test_strict_build_fails_on_a_bad_file(tmp_path):
     assert "bad.txt" in strict.stderr
 
 
+def test_building_an_empty_corpus_is_one_clear_error(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    result = run("build", "--corpus", str(corpus), "--index", str(tmp_path / "i"), "--no-progress")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: no article files in {corpus}")
+    assert "left as it was" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "i" / "current").exists()
+
+
 def test_building_from_a_jsonl_archive(tmp_path):
     archive = tmp_path / "export.jsonl"
     archive.write_text(
