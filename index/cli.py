@@ -25,16 +25,39 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+# Each option names its variable in --help (show_envvar). IndexSettings reads the same
+# variables, and the .env file, and gives the defaults when neither is set; --help shows
+# those defaults from it.
+_DEFAULTS = {name: str(f.default) for name, f in IndexSettings.model_fields.items()}
 CorpusOpt = Annotated[
     Path | None,
-    typer.Option("--corpus", help="Folder of article files [env: QUOTEBOT_CORPUS_DIR]."),
+    typer.Option(
+        "--corpus",
+        envvar="QUOTEBOT_CORPUS_DIR",
+        show_envvar=True,
+        show_default=_DEFAULTS["corpus_dir"],
+        help="Folder of article files and .jsonl archives, or one such file.",
+    ),
 ]
 IndexOpt = Annotated[
-    Path | None, typer.Option("--index", help="Index folder [env: QUOTEBOT_INDEX_DIR].")
+    Path | None,
+    typer.Option(
+        "--index",
+        envvar="QUOTEBOT_INDEX_DIR",
+        show_envvar=True,
+        show_default=_DEFAULTS["index_dir"],
+        help="Index folder.",
+    ),
 ]
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", help="sentence-transformers model name or path [env: QUOTEBOT_MODEL]."),
+    typer.Option(
+        "--model",
+        envvar="QUOTEBOT_MODEL",
+        show_envvar=True,
+        show_default=_DEFAULTS["model"],
+        help="sentence-transformers model name or path.",
+    ),
 ]
 
 

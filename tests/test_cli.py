@@ -119,3 +119,19 @@ def test_building_from_a_jsonl_archive(tmp_path):
     assert "skipped export.jsonl line 2: not JSON" in result.stderr
     assert "Indexed 1 article(s)" in result.stdout
     assert "up to date" in run(*args, "--if-changed").stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "variables"),
+    [
+        ("build", ["QUOTEBOT_CORPUS_DIR", "QUOTEBOT_INDEX_DIR", "QUOTEBOT_MODEL"]),
+        ("search", ["QUOTEBOT_INDEX_DIR", "QUOTEBOT_MODEL"]),
+        ("stats", ["QUOTEBOT_INDEX_DIR"]),
+    ],
+)
+def test_help_names_the_environment_variables(command, variables):
+    result = run(command, "--help")
+    assert result.returncode == 0, result.stderr
+    for name in variables:
+        assert f"env var: {name}" in result.stdout
+    assert "default: (var/index)" in result.stdout
