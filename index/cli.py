@@ -157,6 +157,8 @@ def search(
     from index.engine import QuestionError
 
     engine = _load(index, model)
+    if question is None and sys.stdin.isatty():
+        typer.echo("Type a question and press Enter, one a line; Ctrl-D to finish.", err=True)
     questions = [question] if question is not None else (line for line in sys.stdin)
     for text in questions:
         if question is None and not text.strip():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 
@@ -135,3 +136,28 @@ def test_help_names_the_environment_variables(command, variables):
     for name in variables:
         assert f"env var: {name}" in result.stdout
     assert "default: (var/index)" in result.stdout
+
+
+def test_search_on_a_terminal_says_what_it_waits_for(seed_index_dir):
+    """Without a question, on a terminal, search prompts instead of waiting silently."""
+    master, slave = pty.openpty()
+    env = {**os.environ, "QUOTEBOT_MODEL": MODEL, "QUOTEBOT_INDEX_DIR": str(seed_index_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "index", "search"],
+        cwd=ROOT,
+        env=env,
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(slave)
+    try:
+        # Typed ahead: the terminal holds the line, then Ctrl-D ends the input.
+        os.write(master, b"What do the people of Iran want?\n\x04")
+        out, err = proc.communicate(timeout=180)
+    finally:
+        os.close(master)
+    assert proc.returncode == 0, err
+    assert "Type a question and press Enter" in err
+    assert "regime change" in out
