@@ -131,7 +131,7 @@ def build(
         ModelLoadError,
         IndexLoadError,
     ) as err:
-        raise _fail(str(err)) from None
+        raise _fail(_with_command(str(err), index)) from None
     skipped = f"; {len(report.skipped)} skipped (listed above)" if report.skipped else ""
     typer.echo(
         f"Indexed {report.articles} article(s), {report.passages} passage(s) "
@@ -198,7 +198,7 @@ def stats(index: IndexOpt = None, model: ModelOpt = None) -> None:
         stored = load_index(index_dir)
         size = index_size_bytes(index_dir)
     except IndexLoadError as err:
-        raise _fail(str(err)) from None
+        raise _fail(_with_command(str(err), index)) from None
     m = stored.manifest
     rows = [
         ("index", str(index_dir)),
@@ -267,7 +267,40 @@ def _load(index: Path | None, model: str | None):
             min_confidence=settings.min_confidence,
         )
     except IndexLoadError as err:
-        raise _fail(str(err)) from None
+        raise _fail(_with_command(str(err), index)) from None
+
+
+_BARE_BUILD = "python -m index build"  # how index's own error messages name the build
+
+
+def _with_command(message: str, index: Path | None) -> str:
+    """``message`` with its rebuild hint naming the command as this user ran it.
+
+    The index's errors say ``python -m index build``; the user may have run
+    ``.venv/bin/python -m index`` or ``quotebot-index``, and given ``--index``, and
+    a hint to paste must do the same.
+    """
+    if _BARE_BUILD not in message:
+        return message
+    command = f"{_invocation()} build" + (f" --index {index}" if index is not None else "")
+    return message.replace(_BARE_BUILD, command, 1)
+
+
+def _invocation() -> str:
+    """This CLI as it was started: ``.venv/bin/python -m index``, ``quotebot-index``, …"""
+    import shutil
+
+    script = Path(sys.argv[0])
+    if script.name == "__main__.py":  # python -m index
+        program, suffix = Path(sys.executable), " -m index"
+    else:  # the quotebot-index console script
+        program, suffix = script, ""
+    if shutil.which(program.name) == str(program):
+        return program.name + suffix  # found on PATH as itself: the bare name works
+    try:
+        return str(program.relative_to(Path.cwd())) + suffix
+    except ValueError:
+        return str(program) + suffix
 
 
 def _plain(answer) -> str:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import pty
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -161,3 +163,17 @@ def test_search_on_a_terminal_says_what_it_waits_for(seed_index_dir):
     assert proc.returncode == 0, err
     assert "Type a question and press Enter" in err
     assert "regime change" in out
+
+
+def test_rebuild_hint_names_the_command_as_it_was_run(tmp_path):
+    missing = tmp_path / "none"
+    result = run("stats", "--index", str(missing))
+    assert result.returncode == 1
+    exe = Path(sys.executable)
+    if shutil.which(exe.name) == str(exe):
+        program = exe.name
+    elif exe.is_relative_to(ROOT):
+        program = str(exe.relative_to(ROOT))
+    else:
+        program = str(exe)
+    assert f"build one with: {program} -m index build --index {missing}" in result.stderr
