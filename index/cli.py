@@ -167,22 +167,14 @@ def search(
             answer = engine.answer(text, k=k)
         except QuestionError as err:
             if as_json:
-                typer.echo(
-                    json.dumps(
-                        {
-                            "question": text.strip(),
-                            "found": False,
-                            "answers": [],
-                            "error": str(err),
-                        },
-                        ensure_ascii=False,
-                    )
-                )
+                refused = {"question": text.strip(), "found": False, "answers": []}
+                typer.echo(json.dumps({**refused, "error": str(err)}, ensure_ascii=False))
             else:
                 typer.secho(str(err), err=True, fg=typer.colors.YELLOW)
             continue
         if as_json:
-            typer.echo(json.dumps(answer.to_json(), ensure_ascii=False))
+            # The same keys on every line: "error" is null unless the question was refused.
+            typer.echo(json.dumps({**answer.to_json(), "error": None}, ensure_ascii=False))
         else:
             typer.echo(_plain(answer))
 

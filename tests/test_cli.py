@@ -177,3 +177,21 @@ def test_rebuild_hint_names_the_command_as_it_was_run(tmp_path):
     else:
         program = str(exe)
     assert f"build one with: {program} -m index build --index {missing}" in result.stderr
+
+
+def test_search_json_lines_all_have_the_same_keys(seed_index_dir):
+    from index.engine import MAX_QUESTION_CHARS
+
+    too_long = "why " * (MAX_QUESTION_CHARS // 4 + 1)
+    result = run(
+        "search",
+        "--json",
+        index_dir=seed_index_dir,
+        stdin=f"how many votes did the 63rd resolution get?\n{too_long}\n",
+    )
+    assert result.returncode == 0, result.stderr
+    answered, refused = [json.loads(line) for line in result.stdout.splitlines()]
+    assert list(answered) == list(refused) == ["question", "found", "answers", "error"]
+    assert answered["error"] is None and answered["found"]
+    assert "too long" in refused["error"]
+    assert (refused["found"], refused["answers"]) == (False, [])
