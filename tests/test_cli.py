@@ -195,3 +195,12 @@ def test_search_json_lines_all_have_the_same_keys(seed_index_dir):
     assert answered["error"] is None and answered["found"]
     assert "too long" in refused["error"]
     assert (refused["found"], refused["answers"]) == (False, [])
+
+
+def test_make_run_builds_the_index_only_if_the_corpus_changed():
+    """`make run` must not spend seconds rebuilding an index that is up to date."""
+    dry = subprocess.run(
+        ["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    builds = [line for line in dry.stdout.splitlines() if "-m index build" in line]
+    assert builds and all("--if-changed" in line for line in builds), dry.stdout
