@@ -15,7 +15,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
-DEV_QA = ROOT.parent / "shared" / "eval" / "dev_qa.jsonl"
+SHARED = ROOT.parent / "shared"  # the project's eval data and seeds, beside the checkout
+DEV_QA = SHARED / "eval" / "dev_qa.jsonl"
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 from tests.conftest_telegram import *  # noqa: E402, F403  (fixtures for the fake Telegram server)
@@ -42,6 +43,21 @@ def quote_index(seed_index_dir, embedder):
     from index import QuoteIndex
 
     return QuoteIndex(seed_index_dir, MODEL, embedder=embedder)
+
+
+def needs_shared(path: Path) -> Path:
+    """``path`` under ``../shared``, for a test that needs it.
+
+    A clone without ``../shared`` (the eval data kept beside the checkout) skips the
+    test and says why; CI always has it, so there (``CI`` set) its absence fails the
+    test instead of hiding it.
+    """
+    if path.exists():
+        return path
+    message = f"needs {path}: the shared eval data beside the checkout ({SHARED}) is not there"
+    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+        pytest.fail(f"{message}, and CI must run every test", pytrace=False)
+    pytest.skip(message)
 
 
 def write_article(folder: Path, name: str, body: str, **meta: str) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEV_QA, MODEL, ROOT
+from tests.conftest import DEV_QA, MODEL, ROOT, needs_shared
 
 
 def run(*args: str, index_dir=None, stdin: str | None = None, timeout: float = 180):
@@ -75,7 +75,7 @@ def test_stats_and_missing_index_message(seed_index_dir, tmp_path):
 
 
 def test_eval_reports_quality_on_the_dev_questions(seed_index_dir):
-    result = run("eval", str(DEV_QA), "--json", index_dir=seed_index_dir)
+    result = run("eval", str(needs_shared(DEV_QA)), "--json", index_dir=seed_index_dir)
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)
     assert scores["hit@1"] >= 0.90
@@ -195,6 +195,17 @@ def test_search_json_lines_all_have_the_same_keys(seed_index_dir):
     assert answered["error"] is None and answered["found"]
     assert "too long" in refused["error"]
     assert (refused["found"], refused["answers"]) == (False, [])
+
+
+def test_needs_shared_skips_on_a_clone_and_fails_on_ci(tmp_path, monkeypatch):
+    absent = tmp_path / "shared" / "eval" / "dev_qa.jsonl"
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="shared eval data"):
+        needs_shared(absent)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run every test"):
+        needs_shared(absent)
+    assert needs_shared(ROOT / "README.md") == ROOT / "README.md"
 
 
 def test_make_run_builds_the_index_only_if_the_corpus_changed():
