@@ -16,6 +16,7 @@ import sys
 from pydantic import ValidationError
 from telegram.error import Conflict, InvalidToken, NetworkError
 
+from bot.journal import JournalError
 from bot.logs import configure_logging
 from bot.service import QuoteService, example_questions
 from bot.settings import BotSettings, settings_table
@@ -75,6 +76,9 @@ def run_bot(settings: BotSettings) -> int:
     service = QuoteService(index)
     try:
         asyncio.run(serve(settings, service))
+    except JournalError as err:
+        log.error("%s; set QUOTEBOT_JOURNAL to a writable file (empty: no journal)", err)
+        return 1
     except InvalidToken:
         # Not the exception's text: PTB puts the token itself into it.
         log.error("Telegram refused the bot token; check TELEGRAM_BOT_TOKEN")

@@ -11,6 +11,7 @@ every variable, generated from the fields below so the README cannot drift.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -72,6 +73,23 @@ class BotSettings(IndexSettings):
     concurrent_updates: int = Field(
         32, ge=1, description="Updates handled at once (one slow question never stalls others)."
     )
+    send_rate: float = Field(
+        30,
+        ge=0,
+        description="Messages per second the bot sends at most, over all chats "
+        "(Telegram's limit is about 30; 0: no limit).",
+    )
+    group_send_rate: float = Field(
+        20,
+        ge=0,
+        description="Messages per minute the bot sends at most to one group "
+        "(Telegram's limit is 20; 0: no limit).",
+    )
+    journal: Path | None = Field(
+        Path("var/journal.sqlite3"),
+        description="SQLite file of received updates, so questions in flight survive a crash "
+        "and are answered after a restart. Empty: no journal (a crash loses them).",
+    )
     context_radius: int = Field(
         1, ge=1, le=5, description="Paragraphs shown either side of a quote by the Context button."
     )
@@ -104,7 +122,9 @@ class BotSettings(IndexSettings):
                 raise ValueError(f"expected comma-separated numeric ids, got {value!r}") from err
         return value
 
-    @field_validator("telegram_bot_token", "webhook_secret", "webhook_url", mode="before")
+    @field_validator(
+        "telegram_bot_token", "webhook_secret", "webhook_url", "journal", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         """``TELEGRAM_BOT_TOKEN=`` in a .env file means "no token", not an empty token."""

@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,14 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
-def make_settings(server: FakeTelegram, index_dir: Path, **overrides: Any) -> BotSettings:
-    """Settings pointing the bot at ``server``; retries kept short so failures show fast."""
+def make_settings(
+    server: FakeTelegram, index_dir: Path, journal: Path | None = None, **overrides: Any
+) -> BotSettings:
+    """Settings pointing the bot at ``server``; retries kept short so failures show fast.
+
+    ``journal`` is the update journal's file (None: no journal). Each fake server numbers
+    its updates from the same start, so tests must never share a journal.
+    """
     values: dict[str, Any] = {
         "telegram_bot_token": server.token,
         "telegram_base_url": server.base_url,
@@ -51,6 +58,7 @@ def make_settings(server: FakeTelegram, index_dir: Path, **overrides: Any) -> Bo
         "network_retry_delay": 0.2,
         "rate_limit_per_minute": 0,
         "log_level": "DEBUG",
+        "journal": journal,
     }
     values.update(overrides)
     return BotSettings(_env_file=None, **values)
@@ -60,16 +68,22 @@ def make_settings(server: FakeTelegram, index_dir: Path, **overrides: Any) -> Bo
 async def running_bot(
     server: FakeTelegram, index: QuoteIndex, index_dir: Path | None = None, **overrides: Any
 ) -> AsyncIterator[BotRunner]:
-    """The real bot, started against ``server`` (polling unless a webhook URL is given)."""
+    """The real bot, started against ``server`` (polling unless a webhook URL is given).
+
+    It keeps an update journal in a fresh temporary folder unless ``journal`` is given
+    (a path to share between two runs, or None for none).
+    """
     directory = index_dir or index.index_dir
-    settings = make_settings(server, directory, **overrides)
-    service = QuoteService(index)
-    runner = BotRunner(settings, service)
-    try:
-        await asyncio.wait_for(runner.start(), START_TIMEOUT)
-        yield runner
-    finally:
-        await asyncio.wait_for(runner.stop(), START_TIMEOUT)
+    with tempfile.TemporaryDirectory(prefix="quotebot-journal-") as scratch:
+        overrides.setdefault("journal", Path(scratch) / "journal.sqlite3")
+        settings = make_settings(server, directory, **overrides)
+        service = QuoteService(index)
+        runner = BotRunner(settings, service)
+        try:
+            await asyncio.wait_for(runner.start(), START_TIMEOUT)
+            yield runner
+        finally:
+            await asyncio.wait_for(runner.stop(), START_TIMEOUT)
 
 
 async def ask(server: FakeTelegram, text: str, **kwargs: Any) -> Call:

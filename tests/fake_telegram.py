@@ -1603,6 +1603,16 @@ class FakeTelegram:
         self._updates_changed = asyncio.Event()
         return update
 
+    def redeliver(self, update: JSON) -> JSON:
+        """Queue ``update`` again, same ``update_id``: what Telegram does when the bot took
+        an update but died before confirming it (no later getUpdates offset, no 200)."""
+        if update["update_id"] not in self.pending_update_ids:
+            self._pending.append(update)
+            self._pending.sort(key=lambda u: u["update_id"])
+            self._updates_changed.set()
+            self._updates_changed = asyncio.Event()
+        return update
+
     def user_message(
         self,
         text: str,
