@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import tempfile
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,21 @@ from index.build import build_index
 from index.embeddings import Embedder
 from tests.fake_telegram import Call, FakeTelegram, parse_html, utf16_len
 
+ROOT = Path(__file__).resolve().parent.parent
 REPLY_TIMEOUT = 15.0  # generous for a loaded CI machine; a healthy reply takes < 1 s
 START_TIMEOUT = 20.0
 BOT_USERNAME = "quote_test_bot"
 VOTES_QUESTION = "how many votes did the 63rd resolution get?"
 VOTES_TEXT = "Adopted with 85 votes in favor"
 OFF_TOPIC = "Who painted the Mona Lisa?"
+
+
+def bot_env(**values: str) -> dict[str, str]:
+    """The environment for a ``python -m bot`` subprocess: this one without QUOTEBOT_/TELEGRAM_
+    variables, offline, unbuffered, plus ``values``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QUOTEBOT_", "TELEGRAM_"))}
+    env.update({"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}, **values)
+    return env
 
 
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,6 +118,17 @@ def sent_since(server: FakeTelegram, mark: int, chat_id: int) -> list[Call]:
         for c in server.calls("sendMessage", ok=True)
         if c.index >= mark and c.result["chat"]["id"] == chat_id
     ]
+
+
+def answers_by_question(server: FakeTelegram) -> Counter[tuple[int, int]]:
+    """How many accepted messages replied to each (chat id, message id): in groups the bot
+    replies to the question it answers, so this counts answers per question."""
+    counts: Counter[tuple[int, int]] = Counter()
+    for call in server.calls("sendMessage", ok=True):
+        replied = call.result.get("reply_to_message")
+        if replied:
+            counts[(call.result["chat"]["id"], replied["message_id"])] += 1
+    return counts
 
 
 def visible(call: Call) -> str:

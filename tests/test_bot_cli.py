@@ -5,25 +5,24 @@ and the whole bot process against the fake Telegram, stopped by SIGTERM.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
-from tests.bot_fixtures import OFF_TOPIC, REPLY_TIMEOUT, VOTES_QUESTION, VOTES_TEXT, visible
+from tests.bot_fixtures import (
+    OFF_TOPIC,
+    REPLY_TIMEOUT,
+    ROOT,
+    VOTES_QUESTION,
+    VOTES_TEXT,
+    bot_env,
+    visible,
+)
 from tests.fake_telegram import FakeTelegram
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET_TOKEN = "123456:AAH-very_secret-token-value"
 PROCESS_TIMEOUT = 120  # the model loads in a few seconds; a stuck process fails the test
-
-
-def bot_env(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("QUOTEBOT_", "TELEGRAM_"))}
-    env.update({"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}, **values)
-    return env
 
 
 def run_bot(*args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
