@@ -13,7 +13,6 @@ import logging
 import os
 import sys
 
-from pydantic import ValidationError
 from telegram.error import Conflict, InvalidToken, NetworkError
 
 from bot.journal import JournalError
@@ -21,6 +20,7 @@ from bot.logs import configure_logging
 from bot.service import QuoteService, example_questions
 from bot.settings import BotSettings, settings_table
 from index import IndexLoadError, QuoteIndex
+from index.settings import SettingsError
 
 log = logging.getLogger("bot")
 
@@ -98,12 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         print(settings_table())
         return 0
     try:
-        settings = BotSettings()
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in err.errors()
-        )
-        print(f"quotebot: invalid settings: {problems}", file=sys.stderr)
+        settings = BotSettings.load()
+    except SettingsError as err:
+        print(f"quotebot: {err}", file=sys.stderr)
         return 2
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     terminal = not settings.token or args.terminal

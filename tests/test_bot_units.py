@@ -273,7 +273,7 @@ def test_main_prints_settings_and_rejects_bad_settings(monkeypatch, tmp_path, ca
     assert "| `TELEGRAM_BOT_TOKEN` |" in capsys.readouterr().out
     monkeypatch.setenv("QUOTEBOT_WEBHOOK_PORT", "not-a-port")
     assert cli.main([]) == 2
-    assert "webhook_port" in capsys.readouterr().err
+    assert "QUOTEBOT_WEBHOOK_PORT" in capsys.readouterr().err
 
 
 def test_corrupt_or_missing_index_is_reported_without_traceback(tmp_path, caplog, capsys):
