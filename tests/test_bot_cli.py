@@ -53,6 +53,30 @@ def test_terminal_chat_without_token_quotes_from_a_pipe(seed_index_dir):
     assert "Traceback" not in done.stderr
 
 
+def test_piped_chat_reads_like_the_readme_sample(seed_index_dir):
+    """Piped questions are echoed after "? ", so the output is the README's sample exchange."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    sample = readme.split("### A sample exchange", 1)[1].split("```text\n", 1)[1]
+    sample = sample.split("```", 1)[0]
+    asked = [line[2:] for line in sample.splitlines() if line.startswith("? ")]
+    assert asked == [VOTES_QUESTION, OFF_TOPIC]
+    done = run_bot(
+        stdin="\n".join(asked) + "\n",
+        TELEGRAM_BOT_TOKEN="",
+        QUOTEBOT_INDEX_DIR=str(seed_index_dir),
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.splitlines()
+    for question in asked:
+        at = out.index(f"? {question}")
+        shown = sample.splitlines()
+        expected_next = shown[shown.index(f"? {question}") + 1]
+        if "[…]" in expected_next:  # the README cuts long quotes: compare the start
+            expected_next = expected_next.split("[…]", 1)[0].split("…", 1)[0]
+        assert out[at + 1].startswith(expected_next), (out[at + 1], expected_next)
+    assert out.index(f"? {OFF_TOPIC}") > out.index(f"? {VOTES_QUESTION}")
+
+
 def test_missing_index_is_a_clear_error_not_a_traceback(tmp_path):
     done = run_bot(TELEGRAM_BOT_TOKEN=SECRET_TOKEN, QUOTEBOT_INDEX_DIR=str(tmp_path / "nowhere"))
     assert done.returncode == 1
