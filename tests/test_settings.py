@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from bot import __main__ as bot_main
-from bot.settings import BotSettings
+from bot.settings import BotSettings, settings_table
 from index.settings import IndexSettings, SettingsError
 from tests.bot_fixtures import ROOT, clean_env
 
@@ -117,3 +117,8 @@ def test_cli_refuses_a_bad_setting_in_one_line(command, variable, value, expecte
     assert done.stdout == ""
     assert done.stderr.startswith("error: invalid setting: ") and expected in done.stderr
     assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_readme_settings_table_is_what_the_bot_prints():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert settings_table() in readme, "regenerate it: python -m bot --settings"
