@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5  # also stops an update that crashes the bot from crashing it forever
 RETRY_DELAY = 2.0  # seconds before another attempt after Telegram was unreachable; doubles
 MAX_RETRY_DELAY = 30.0
+PRUNE_EVERY = 1000  # answered updates between two clean-ups of old tombstones
 
 _outbox: ContextVar[Outbox | None] = ContextVar("quotebot_outbox", default=None)
 
@@ -172,6 +173,7 @@ class Delivery:
     in_hand: set[int] = field(default_factory=set)  # queued, being handled or waiting to retry
     closed: bool = False
     _timers: set[asyncio.TimerHandle] = field(default_factory=set)
+    _finished: int = 0
 
     def __post_init__(self) -> None:
         self.queue = JournaledQueue(self)
@@ -196,8 +198,11 @@ class Delivery:
 
     def done(self, update_id: int) -> None:
         self.in_hand.discard(update_id)
+        self._finished += 1
         try:
             self.journal.finish(update_id)
+            if self._finished % PRUNE_EVERY == 0:  # a bot that never restarts stays small
+                self.journal.prune()
         except JournalError as err:
             log.error("%s", err)
 

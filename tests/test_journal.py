@@ -24,7 +24,7 @@ from tests.bot_fixtures import (
     sent_since,
     visible,
 )
-from tests.fake_telegram import FakeTelegram
+from tests.fake_telegram import Call, FakeTelegram
 
 
 @pytest.fixture(autouse=True)
@@ -160,3 +160,38 @@ async def test_polling_update_fetched_twice_is_answered_once(quote_index, tmp_pa
             )
             await server.wait_idle(quiet=0.5, timeout=REPLY_TIMEOUT)
         assert len(sent_since(server, 0, 2201)) == 1
+
+
+async def test_update_that_cannot_be_journaled_is_not_confirmed(quote_index):
+    """A journal that fails (disk full, say) must not let Telegram forget the update."""
+    async with FakeTelegram() as server, running_bot(server, quote_index) as runner:
+        assert runner.delivery is not None
+        runner.delivery.journal.close()  # every write now fails
+        update = server.user_message(VOTES_QUESTION, user_id=2301)
+        uid = update["update_id"]
+
+        def fetched(call: Call) -> bool:
+            return call.method == "getUpdates" and any(
+                u["update_id"] == uid for u in call.result or []
+            )
+
+        first = await server.wait_for(fetched, REPLY_TIMEOUT)
+        await server.wait_for(fetched, REPLY_TIMEOUT, since=first.index + 1)  # sent again
+        assert uid in server.pending_update_ids  # never confirmed
+        assert sent_since(server, 0, 2301) == []
+
+
+async def test_webhook_answers_503_when_the_update_cannot_be_journaled(quote_index):
+    port = free_port()
+    webhook = {
+        "webhook_url": f"http://127.0.0.1:{port}/hook",
+        "webhook_listen": "127.0.0.1",
+        "webhook_port": port,
+    }
+    async with FakeTelegram() as server, running_bot(server, quote_index, **webhook) as runner:
+        assert runner.delivery is not None
+        runner.delivery.journal.close()
+        delivery = await server.deliver_webhook(
+            server.user_message(VOTES_QUESTION, user_id=2302, queue=False)
+        )
+        assert delivery.status == 503  # Telegram keeps it and tries again later
