@@ -1,8 +1,8 @@
 """``python -m bot``: the Telegram bot, or a terminal chat when no token is set.
 
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT, end of input), 1 when the index
-cannot be loaded or Telegram refuses the bot, 2 for invalid settings. Problems
-are reported in one clear line, not a traceback.
+or the update journal cannot be opened or Telegram refuses the bot, 2 for invalid
+settings. Problems are reported in one clear line, not a traceback.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ an update Telegram delivers twice.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -195,3 +196,22 @@ async def test_webhook_answers_503_when_the_update_cannot_be_journaled(quote_ind
             server.user_message(VOTES_QUESTION, user_id=2302, queue=False)
         )
         assert delivery.status == 503  # Telegram keeps it and tries again later
+
+
+def test_bot_with_an_unwritable_journal_stops_with_one_line(seed_index_dir, tmp_path, caplog):
+    from bot import __main__ as cli
+    from bot.settings import BotSettings
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    settings = BotSettings(
+        _env_file=None,
+        telegram_bot_token="123456:some-token-value",
+        telegram_base_url="http://127.0.0.1:9/bot",  # never reached
+        index_dir=seed_index_dir,
+        journal=blocker / "journal.sqlite3",
+    )
+    with caplog.at_level(logging.ERROR):
+        assert cli.run_bot(settings) == 1
+    [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "cannot open the update journal" in line and "QUOTEBOT_JOURNAL" in line
