@@ -17,14 +17,20 @@ because Telegram was unreachable (after the sender's own retries) leaves the upd
 pending and tries it again later; :meth:`Delivery.replay` re-queues every pending
 update at start.
 
-The exact guarantee: every message or button press that Telegram handed over is
-answered at least once, across crashes, restarts and outages of up to
-:data:`MAX_ATTEMPTS` attempts. It is answered exactly once except in one window: a
-message Telegram accepted whose acceptance the bot never recorded — the process
-died between Telegram's reply to ``sendMessage`` and the journal's commit
-(microseconds), or the HTTP reply itself was lost and the sender retried. The Bot API
-has no idempotency key, so that window cannot be closed from the bot's side.
-Inline queries are not journaled: Telegram accepts an answer to one only for seconds.
+The exact guarantee. Every message or button press Telegram handed over is answered
+at least once: across any number of crashes and restarts (an update that itself
+crashes the bot is given up after :data:`MAX_ATTEMPTS` starts), and across Telegram
+being unreachable for about a minute while the bot runs (with the default settings:
+:data:`MAX_ATTEMPTS` attempts 2, 4, 8 and 16 s apart, each with the sender's own
+retries; after the last the user gets the apology, if it can be sent, and it is
+logged). Each message of an answer is sent once, except in one window: a message
+Telegram accepted whose acceptance the bot did not get to record — the process died
+after Telegram took the ``sendMessage`` but before its reply reached the bot and the
+journal committed it (the return half of one round trip plus a local commit), or the
+reply was lost on the network and the sender retried. The Bot API has no idempotency
+key, so that window cannot be closed from the bot's side; a crash in it repeats that
+one message. Inline queries are not journaled: Telegram takes an answer to one only
+for seconds, so a replay could only fail.
 """
 
 from __future__ import annotations
