@@ -1,8 +1,8 @@
 """``python -m bot``: the Telegram bot, or a terminal chat when no token is set.
 
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT, end of input), 1 when the index
-cannot be loaded or Telegram refuses the bot, 2 for invalid settings. Problems
-are reported in one clear line, not a traceback.
+or the update journal cannot be opened or Telegram refuses the bot, 2 for invalid
+settings. Problems are reported in one clear line, not a traceback.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import logging
 import os
 import sys
 
-from pydantic import ValidationError
 from telegram.error import Conflict, InvalidToken, NetworkError
 
+from bot.journal import JournalError
 from bot.logs import configure_logging
 from bot.service import QuoteService, example_questions
 from bot.settings import BotSettings, settings_table
 from index import IndexLoadError, QuoteIndex
+from index.settings import SettingsError
 
 log = logging.getLogger("bot")
 
@@ -75,6 +76,9 @@ def run_bot(settings: BotSettings) -> int:
     service = QuoteService(index)
     try:
         asyncio.run(serve(settings, service))
+    except JournalError as err:
+        log.error("%s; set QUOTEBOT_JOURNAL to a writable file (empty: no journal)", err)
+        return 1
     except InvalidToken:
         # Not the exception's text: PTB puts the token itself into it.
         log.error("Telegram refused the bot token; check TELEGRAM_BOT_TOKEN")
@@ -94,12 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         print(settings_table())
         return 0
     try:
-        settings = BotSettings()
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in err.errors()
-        )
-        print(f"quotebot: invalid settings: {problems}", file=sys.stderr)
+        settings = BotSettings.load()
+    except SettingsError as err:
+        print(f"quotebot: {err}", file=sys.stderr)
         return 2
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     terminal = not settings.token or args.terminal

@@ -4,7 +4,9 @@
 handlers, ``post_init`` for ``setMyCommands``, an error handler). :class:`BotRunner`
 runs it in the current event loop — polling by default, or behind
 :class:`~bot.webhook.WebhookServer` when a webhook URL is set — so ``python -m bot``
-and the tests start, run and stop the very same thing.
+and the tests start, run and stop the very same thing. With a journal
+(``QUOTEBOT_JOURNAL``) every update is journaled before Telegram is told it arrived,
+and the ones a crash left unanswered are replayed at start (:mod:`bot.delivery`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from telegram.ext import (
 )
 
 from bot import buttons, commands, guards, inline, questions
+from bot.delivery import Delivery
 from bot.deps import BotDeps, deps, install
+from bot.journal import UpdateJournal
 from bot.logs import add_secrets
 from bot.sending import ResilientRateLimiter
 from bot.service import QuoteService
@@ -95,12 +99,36 @@ async def post_init(application: AnyApplication) -> None:
     )
 
 
-def build_application(settings: BotSettings, service: QuoteService) -> AnyApplication:
-    """The PTB Application for ``settings``, answering from ``service``."""
+def bot_id(token: str) -> int:
+    """The bot's numeric id: the part of its token before the colon (public, not a secret)."""
+    head = token.split(":", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def open_delivery(settings: BotSettings) -> Delivery | None:
+    """The update journal and what wires it into PTB; None when the journal is switched off.
+
+    Raises :class:`bot.journal.JournalError` (one line) when the file cannot be opened.
+    """
+    if settings.journal is None or not settings.token:
+        return None
+    journal = UpdateJournal(settings.journal, bot_id(settings.token))
+    return Delivery(journal, settings.concurrent_updates)
+
+
+def build_application(
+    settings: BotSettings, service: QuoteService, delivery: Delivery | None = None
+) -> AnyApplication:
+    """The PTB Application for ``settings``, answering from ``service``.
+
+    With ``delivery``, updates go through its journaled queue and update processor.
+    """
     token = settings.token
     if not token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
     rate_limiter = ResilientRateLimiter(
+        overall_max_rate=settings.send_rate,
+        group_max_rate=settings.group_send_rate,
         max_retries=settings.flood_max_retries,
         network_retries=settings.network_retries,
         retry_delay=settings.network_retry_delay,
@@ -111,13 +139,16 @@ def build_application(settings: BotSettings, service: QuoteService) -> AnyApplic
         .base_url(settings.telegram_base_url)
         .base_file_url(settings.base_file_url)
         .rate_limiter(rate_limiter)
-        .concurrent_updates(settings.concurrent_updates)
         .connect_timeout(10)
         .read_timeout(15)
         .write_timeout(15)
         .pool_timeout(10)
         .post_init(post_init)
     )
+    if delivery is not None:
+        builder = builder.update_queue(delivery.queue).concurrent_updates(delivery.processor)
+    else:
+        builder = builder.concurrent_updates(settings.concurrent_updates)
     if settings.webhook_url:
         builder = builder.updater(None)
     application = builder.build()
@@ -132,7 +163,8 @@ class BotRunner:
     def __init__(self, settings: BotSettings, service: QuoteService) -> None:
         self.settings = settings
         self.service = service
-        self.application = build_application(settings, service)
+        self.delivery = open_delivery(settings)
+        self.application = build_application(settings, service, self.delivery)
         self.webhook: WebhookServer | None = None
 
     @property
@@ -146,6 +178,10 @@ class BotRunner:
         if app.post_init is not None:
             await app.post_init(app)
         await app.start()
+        if self.delivery is not None:
+            replayed = self.delivery.replay(app.bot)
+            if replayed:
+                log.info("answering %d updates left unanswered by the last run", replayed)
         if self.settings.webhook_url:
             await self._start_webhook()
         else:
@@ -192,9 +228,13 @@ class BotRunner:
         with contextlib.suppress(RuntimeError):
             if app.updater is not None and app.updater.running:
                 await app.updater.stop()
+        if self.delivery is not None:
+            self.delivery.close()  # no retries queued behind the Application's stop signal
         if app.running:
             await app.stop()
         await app.shutdown()
+        if self.delivery is not None:
+            self.delivery.journal.close()
         log.info("bot stopped")
 
     async def run_until(self, stop: asyncio.Event) -> None:

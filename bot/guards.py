@@ -5,8 +5,10 @@ an update from someone not allowed is refused there and stopped with
 :class:`~telegram.ext.ApplicationHandlerStop`, so no other handler ever sees it.
 
 The error handler keeps the bot running whatever happens in a handler: it logs one
-line (never the token: the log filter sees to that) and, where a reply was lost,
-sends the user a short apology.
+line (never the token: the log filter sees to that). When Telegram could not be
+reached even after the sender's retries, a journaled update is kept for another
+attempt (:mod:`bot.delivery`) — the answer is late, not lost; otherwise, where a reply
+was lost, it sends the user a short apology.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import logging
 
 from telegram import Update
 from telegram.constants import ChatType
-from telegram.error import Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
+from bot.delivery import defer_current
 from bot.deps import deps
 from bot.formatting import APOLOGY, NOT_ALLOWED
 from bot.sending import send_text
@@ -57,6 +60,9 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     with contextlib.suppress(Exception):
         deps(context).service.counters.errors += 1
     update_id = update.update_id if isinstance(update, Update) else None
+    unreachable = isinstance(err, (NetworkError, RetryAfter)) and not isinstance(err, BadRequest)
+    if unreachable and err is not None and defer_current(err):
+        return  # retried later from the journal (which logs it): no apology for a late answer
     if isinstance(err, (NetworkError, RetryAfter, Forbidden)):
         log.warning("update %s: Telegram error %s: %s", update_id, type(err).__name__, err)
     else:

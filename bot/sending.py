@@ -5,7 +5,10 @@
   retries with backoff for network errors and 5xx answers, so a short Telegram or
   network outage delays an answer instead of losing it.
 * :func:`send_messages` sends packed messages as HTML and, should Telegram still
-  reject the HTML ("can't parse entities"), sends the same text as plain text.
+  reject the HTML ("can't parse entities"), sends the same text as plain text. While
+  a journaled update is handled it records each message Telegram accepts, and skips
+  those an earlier attempt (before a crash or an outage) already delivered — see
+  :mod:`bot.delivery`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import AIORateLimiter
 
+from bot.delivery import current_outbox
 from bot.formatting import Message, pack, text_groups
 
 log = logging.getLogger(__name__)
@@ -96,9 +100,15 @@ async def send_messages(
     reply_markup: InlineKeyboardMarkup | None = None,
     reply_to: int | None = None,
 ) -> list[TgMessage]:
-    """Send ``messages`` in order; the keyboard goes under the last, the reply on the first."""
+    """Send ``messages`` in order; the keyboard goes under the last, the reply on the first.
+
+    Messages that an earlier attempt at the same update already delivered are skipped.
+    """
+    outbox = current_outbox()
     sent = []
     for i, message in enumerate(messages):
+        if outbox is not None and outbox.skip_next():
+            continue
         last = i == len(messages) - 1
         reply = (
             ReplyParameters(reply_to, allow_sending_without_reply=True)
@@ -106,6 +116,8 @@ async def send_messages(
             else None
         )
         sent.append(await send_one(bot, chat_id, message, reply_markup if last else None, reply))
+        if outbox is not None:
+            outbox.accepted()
     return sent
 
 

@@ -11,15 +11,16 @@ every variable, generated from the fields below so the README cannot drift.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from index.settings import IndexSettings
+from index.settings import IndexSettings, env_var
 
 TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
 
@@ -72,6 +73,23 @@ class BotSettings(IndexSettings):
     concurrent_updates: int = Field(
         32, ge=1, description="Updates handled at once (one slow question never stalls others)."
     )
+    send_rate: float = Field(
+        30,
+        ge=0,
+        description="Messages per second the bot sends at most, over all chats "
+        "(Telegram's limit is about 30; 0: no limit).",
+    )
+    group_send_rate: float = Field(
+        20,
+        ge=0,
+        description="Messages per minute the bot sends at most to one group "
+        "(Telegram's limit is 20; 0: no limit).",
+    )
+    journal: Path | None = Field(
+        Path("var/journal.sqlite3"),
+        description="SQLite file of received updates, so questions in flight survive a crash "
+        "and are answered after a restart. Empty: no journal (a crash loses them).",
+    )
     context_radius: int = Field(
         1, ge=1, le=5, description="Paragraphs shown either side of a quote by the Context button."
     )
@@ -101,10 +119,12 @@ class BotSettings(IndexSettings):
             try:
                 return frozenset(int(p) for p in parts if p)
             except ValueError as err:
-                raise ValueError(f"expected comma-separated numeric ids, got {value!r}") from err
+                raise ValueError("expects comma-separated numeric ids, e.g. 12345,-100987") from err
         return value
 
-    @field_validator("telegram_bot_token", "webhook_secret", "webhook_url", mode="before")
+    @field_validator(
+        "telegram_bot_token", "webhook_secret", "webhook_url", "journal", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         """``TELEGRAM_BOT_TOKEN=`` in a .env file means "no token", not an empty token."""
@@ -117,7 +137,7 @@ class BotSettings(IndexSettings):
     def _check_base_url(cls, value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"expected an http(s) URL such as {TELEGRAM_BASE_URL}, got {value!r}")
+            raise ValueError(f"expects an http(s) URL such as {TELEGRAM_BASE_URL}")
         return value
 
     @field_validator("log_level")
@@ -125,23 +145,27 @@ class BotSettings(IndexSettings):
     def _check_level(cls, value: str) -> str:
         level = value.strip().upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            raise ValueError(f"unknown log level {value!r}")
+            raise ValueError("expects DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return level
 
-    @model_validator(mode="after")
-    def _check_webhook(self) -> BotSettings:
-        if self.webhook_url:
-            parts = urlsplit(self.webhook_url)
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"QUOTEBOT_WEBHOOK_URL is not a URL: {self.webhook_url!r}")
-        if self.webhook_secret is not None:
-            secret = self.webhook_secret.get_secret_value()
+                raise ValueError("expects the public https URL Telegram should post to")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret = value.get_secret_value()
             allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
             if not 1 <= len(secret) <= 256 or set(secret) - allowed:
-                raise ValueError(
-                    "QUOTEBOT_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
-                )
-        return self
+                raise ValueError("expects 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
 
     @property
     def token(self) -> str | None:
@@ -170,13 +194,9 @@ class BotSettings(IndexSettings):
         return self.model if "model" in self.model_fields_set else None
 
 
-def env_name(name: str, field: FieldInfo) -> str:
-    """The environment variable that sets ``field``."""
-    alias = field.validation_alias
-    if isinstance(alias, str):
-        return alias
-    prefix = BotSettings.model_config.get("env_prefix", "")
-    return f"{prefix}{name}".upper()
+def env_name(name: str) -> str:
+    """The environment variable that sets setting ``name``."""
+    return env_var(BotSettings, name)
 
 
 def _default_text(name: str, field: FieldInfo) -> str:
@@ -195,7 +215,7 @@ def settings_rows() -> list[tuple[str, str, str]]:
     own = [name for name in fields if name not in IndexSettings.model_fields]
     return [
         (
-            env_name(name, fields[name]),
+            env_name(name),
             _default_text(name, fields[name]),
             fields[name].description or "",
         )

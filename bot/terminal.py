@@ -1,6 +1,7 @@
 """A chat in the terminal, for trying quotebot without a Telegram token.
 
-It reads questions from stdin (a terminal or a pipe), asks the same index and
+It reads questions from stdin (a terminal or a pipe; piped questions are echoed
+after a ``? `` as the prompt shows them on a terminal), asks the same index and
 prints the same messages the bot would send — built by :mod:`bot.formatting`,
 rendered as plain text — with the same /help, /sources and /about. ``/more``
 shows the next quotes, ``/context N`` the paragraphs around quote N. It ends on
@@ -164,6 +165,9 @@ def run_chat(
             line = stdin.readline()
             if not line:
                 break
+            if line.strip():
+                # What a terminal shows after the prompt, so a transcript reads as a chat.
+                print(f"? {line.strip()}", file=stdout, flush=True)
         if not chat.handle(line):
             break
     if interactive:

@@ -4,7 +4,8 @@ PTB's built-in webhook server cannot serve extra routes, so — as in PTB's
 "customwebhookbot" examples — the Application runs with ``updater=None`` and this
 small server feeds it: each POST is checked for the secret Telegram echoes in
 ``X-Telegram-Bot-Api-Secret-Token`` (403 otherwise), parsed into an
-:class:`~telegram.Update` and put on ``application.update_queue``. It uses tornado,
+:class:`~telegram.Update` and put on ``application.update_queue`` — which journals
+it (:mod:`bot.delivery`) — and only then answered 200, Telegram's "received". It uses tornado,
 the server PTB's ``[webhooks]`` extra already installs, so there is no new dependency.
 """
 
@@ -21,6 +22,7 @@ import tornado.web
 from telegram import Update
 from telegram.ext import Application
 
+from bot.delivery import JournalUnavailable
 from bot.service import QuoteService
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,12 @@ class UpdateHandler(tornado.web.RequestHandler):
             self.set_status(400)
             self.finish({"ok": False, "error": "bad update"})
             return
-        await self.ptb_app.update_queue.put(update)
+        try:
+            await self.ptb_app.update_queue.put(update)  # journaled before the 200
+        except JournalUnavailable:  # logged where it happened; Telegram will send it again
+            self.set_status(503)
+            self.finish({"ok": False, "error": "update not journaled"})
+            return
         self.finish({"ok": True})
 
 

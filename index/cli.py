@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from index.settings import IndexSettings
+from index.settings import IndexSettings, SettingsError
 
 app = typer.Typer(
     help=(
@@ -66,6 +66,14 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _settings() -> IndexSettings:
+    """The settings, or exit 2 with one line naming the bad variable and what it accepts."""
+    try:
+        return IndexSettings.load()
+    except SettingsError as err:
+        raise _fail(str(err), 2) from None
+
+
 @app.callback()
 def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
@@ -101,7 +109,7 @@ def build(
     from index.embeddings import ModelLoadError
     from index.store import IndexLoadError
 
-    settings = IndexSettings()
+    settings = _settings()
     corpus_dir = corpus or settings.corpus_dir
     index_dir = index or settings.index_dir
     if if_changed and is_up_to_date(corpus_dir, index_dir, model or settings.model):
@@ -184,7 +192,7 @@ def stats(index: IndexOpt = None, model: ModelOpt = None) -> None:
     """Show what the index holds: articles, passages, model, size, build time."""
     from index.store import IndexLoadError, index_size_bytes, load_index
 
-    settings = IndexSettings()
+    settings = _settings()
     index_dir = index or settings.index_dir
     try:
         stored = load_index(index_dir)
@@ -251,7 +259,7 @@ def _load(index: Path | None, model: str | None):
     from index.engine import QuoteIndex
     from index.store import IndexLoadError
 
-    settings = IndexSettings()
+    settings = _settings()
     try:
         return QuoteIndex(
             index or settings.index_dir,

@@ -13,6 +13,8 @@ import contextlib
 import os
 import shutil
 import socket
+import tempfile
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,12 +29,21 @@ from index.build import build_index
 from index.embeddings import Embedder
 from tests.fake_telegram import Call, FakeTelegram, parse_html, utf16_len
 
+ROOT = Path(__file__).resolve().parent.parent
 REPLY_TIMEOUT = 15.0  # generous for a loaded CI machine; a healthy reply takes < 1 s
 START_TIMEOUT = 20.0
 BOT_USERNAME = "quote_test_bot"
 VOTES_QUESTION = "how many votes did the 63rd resolution get?"
 VOTES_TEXT = "Adopted with 85 votes in favor"
 OFF_TOPIC = "Who painted the Mona Lisa?"
+
+
+def bot_env(**values: str) -> dict[str, str]:
+    """The environment for a ``python -m bot`` subprocess: this one without QUOTEBOT_/TELEGRAM_
+    variables, offline, unbuffered, plus ``values``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QUOTEBOT_", "TELEGRAM_"))}
+    env.update({"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}, **values)
+    return env
 
 
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,8 +53,14 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
-def make_settings(server: FakeTelegram, index_dir: Path, **overrides: Any) -> BotSettings:
-    """Settings pointing the bot at ``server``; retries kept short so failures show fast."""
+def make_settings(
+    server: FakeTelegram, index_dir: Path, journal: Path | None = None, **overrides: Any
+) -> BotSettings:
+    """Settings pointing the bot at ``server``; retries kept short so failures show fast.
+
+    ``journal`` is the update journal's file (None: no journal). Each fake server numbers
+    its updates from the same start, so tests must never share a journal.
+    """
     values: dict[str, Any] = {
         "telegram_bot_token": server.token,
         "telegram_base_url": server.base_url,
@@ -51,6 +68,7 @@ def make_settings(server: FakeTelegram, index_dir: Path, **overrides: Any) -> Bo
         "network_retry_delay": 0.2,
         "rate_limit_per_minute": 0,
         "log_level": "DEBUG",
+        "journal": journal,
     }
     values.update(overrides)
     return BotSettings(_env_file=None, **values)
@@ -60,16 +78,22 @@ def make_settings(server: FakeTelegram, index_dir: Path, **overrides: Any) -> Bo
 async def running_bot(
     server: FakeTelegram, index: QuoteIndex, index_dir: Path | None = None, **overrides: Any
 ) -> AsyncIterator[BotRunner]:
-    """The real bot, started against ``server`` (polling unless a webhook URL is given)."""
+    """The real bot, started against ``server`` (polling unless a webhook URL is given).
+
+    It keeps an update journal in a fresh temporary folder unless ``journal`` is given
+    (a path to share between two runs, or None for none).
+    """
     directory = index_dir or index.index_dir
-    settings = make_settings(server, directory, **overrides)
-    service = QuoteService(index)
-    runner = BotRunner(settings, service)
-    try:
-        await asyncio.wait_for(runner.start(), START_TIMEOUT)
-        yield runner
-    finally:
-        await asyncio.wait_for(runner.stop(), START_TIMEOUT)
+    with tempfile.TemporaryDirectory(prefix="quotebot-journal-") as scratch:
+        overrides.setdefault("journal", Path(scratch) / "journal.sqlite3")
+        settings = make_settings(server, directory, **overrides)
+        service = QuoteService(index)
+        runner = BotRunner(settings, service)
+        try:
+            await asyncio.wait_for(runner.start(), START_TIMEOUT)
+            yield runner
+        finally:
+            await asyncio.wait_for(runner.stop(), START_TIMEOUT)
 
 
 async def ask(server: FakeTelegram, text: str, **kwargs: Any) -> Call:
@@ -94,6 +118,17 @@ def sent_since(server: FakeTelegram, mark: int, chat_id: int) -> list[Call]:
         for c in server.calls("sendMessage", ok=True)
         if c.index >= mark and c.result["chat"]["id"] == chat_id
     ]
+
+
+def answers_by_question(server: FakeTelegram) -> Counter[tuple[int, int]]:
+    """How many accepted messages replied to each (chat id, message id): in groups the bot
+    replies to the question it answers, so this counts answers per question."""
+    counts: Counter[tuple[int, int]] = Counter()
+    for call in server.calls("sendMessage", ok=True):
+        replied = call.result.get("reply_to_message")
+        if replied:
+            counts[(call.result["chat"]["id"], replied["message_id"])] += 1
+    return counts
 
 
 def visible(call: Call) -> str:

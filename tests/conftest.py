@@ -69,3 +69,13 @@ def write_article(folder: Path, name: str, body: str, **meta: str) -> Path:
     path = folder / name
     path.write_text(f"---\n{front}---\n\n{body.strip()}\n", encoding="utf-8")
     return path
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print what the fault, crash and fuzz tests measured (tests/figures.py)."""
+    from tests.figures import FIGURES
+
+    if FIGURES:
+        terminalreporter.section("quotebot figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

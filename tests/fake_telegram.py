@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
 import re
 import signal
 import sys
@@ -890,6 +891,33 @@ class _Fault:
 
 
 @dataclass
+class _RandomFaults:
+    """Faults drawn per request from a seeded generator (see FakeTelegram.random_faults)."""
+
+    rng: random.Random
+    rate_429: float
+    rate_5xx: float
+    rate_drop: float
+    retry_after: int
+    methods: frozenset[str] | None  # lower-cased; None = every method, getUpdates included
+
+    def draw(self, method: str) -> _Fault | None:
+        if self.methods is not None and method.lower() not in self.methods:
+            return None
+        roll = self.rng.random()
+        status: int | None = None
+        if roll < self.rate_429:
+            status = 429
+        elif roll < self.rate_429 + self.rate_5xx:
+            status = self.rng.choice((500, 502, 503, 504))
+        elif roll < self.rate_429 + self.rate_5xx + self.rate_drop:
+            status = 0
+        if status is None:
+            return None
+        return _Fault(None, True, status, self.retry_after, 1, None, 0.0)
+
+
+@dataclass
 class _Poll:
     request: web.Request
     terminated: asyncio.Event = field(default_factory=asyncio.Event)
@@ -975,6 +1003,13 @@ class FakeTelegram:
         self._inject_marks: dict[int, int] = {}
         self._allowed_updates: list[str] = []
         self._faults: list[_Fault] = []
+        self._random_faults: _RandomFaults | None = None
+        self._outage_until = 0.0
+        self._outage_status = 502
+        self._held: frozenset[str] = frozenset()
+        self._holding = 0  # requests waiting for release()
+        self._released = asyncio.Event()
+        self._released.set()
         self._webhook: JSON | None = None
         self._webhook_last_error: tuple[int, str] | None = None
         self._webhook_task: asyncio.Task[None] | None = None
@@ -1104,8 +1139,73 @@ class FakeTelegram:
 
     def clear_faults(self) -> None:
         self._faults.clear()
+        self._random_faults = None
+        self._outage_until = 0.0
+
+    def random_faults(
+        self,
+        seed: int,
+        *,
+        rate_429: float = 0.0,
+        rate_5xx: float = 0.0,
+        rate_drop: float = 0.0,
+        retry_after: int = 1,
+        methods: Iterable[str] | None = None,
+    ) -> None:
+        """From now on fail requests at random, reproducibly (``seed``), like a flaky Telegram.
+
+        Each request is failed with probability ``rate_429`` (flood wait with
+        ``retry_after``), ``rate_5xx`` (500/502/503/504) or ``rate_drop`` (connection dropped
+        without an answer). The seed fixes the sequence of draws; which request gets which
+        draw still depends on the order requests arrive in. Like every injected fault here,
+        the request never reaches the emulated API, so a failed request has no effect (a
+        retry cannot duplicate it).
+        ``methods`` limits it to some methods (default: all, getUpdates included).
+        ``clear_faults()`` stops it.
+        """
+        names = None if methods is None else frozenset(m.lower() for m in methods)
+        self._random_faults = _RandomFaults(
+            random.Random(seed), rate_429, rate_5xx, rate_drop, retry_after, names
+        )
+
+    def outage(self, seconds: float, *, status: int = 502) -> None:
+        """For the next ``seconds``, answer every request (any method) with ``status``
+        (0: drop the connection), as when Telegram or the network in between is down."""
+        self._outage_until = time.monotonic() + seconds
+        self._outage_status = status
+
+    @property
+    def in_outage(self) -> bool:
+        return time.monotonic() < self._outage_until
+
+    def hold(self, method: str | Iterable[str]) -> None:
+        """Keep requests of ``method`` waiting, unanswered and without effect, until
+        :meth:`release` — a Telegram that is slow to answer. A client that gives up (or
+        dies) meanwhile is recorded as 499 and its request never takes effect."""
+        names = [method] if isinstance(method, str) else list(method)
+        self._held = frozenset(m.lower() for m in names)
+        if self._released.is_set():
+            self._released = asyncio.Event()
+
+    @property
+    def holding(self) -> int:
+        """How many requests are held right now (a client that went away no longer counts)."""
+        return self._holding
+
+    def release(self) -> None:
+        """Let held requests (and new ones) through."""
+        self._held = frozenset()
+        self._released.set()
+
+    @property
+    def pending_update_ids(self) -> list[int]:
+        """Updates queued for the bot and not yet confirmed by a later getUpdates offset
+        (or a 2xx webhook answer): the ones Telegram would still deliver after a restart."""
+        return [u["update_id"] for u in self._pending]
 
     def _take_fault(self, method: str) -> _Fault | None:
+        if time.monotonic() < self._outage_until:
+            return _Fault(None, True, self._outage_status, 1, 1, None, 0.0)
         lower = method.lower()
         for fault in self._faults:
             if fault.times <= 0:
@@ -1118,6 +1218,8 @@ class FakeTelegram:
                 fault.times -= 1
                 self._faults = [f for f in self._faults if f.times > 0]
                 return fault
+        if self._random_faults is not None:
+            return self._random_faults.draw(method)
         return None
 
     # ---------------------------------------------------------------- HTTP plumbing
@@ -1161,6 +1263,12 @@ class FakeTelegram:
         injected = False
         try:
             params = await self._read_params(request)
+            if method.lower() in self._held:
+                self._holding += 1
+                try:
+                    await self._released.wait()
+                finally:
+                    self._holding -= 1
             fault = self._take_fault(method)
             if fault is not None:
                 if fault.delay > 0:
@@ -1493,6 +1601,16 @@ class FakeTelegram:
         self._pending.append(update)
         self._updates_changed.set()
         self._updates_changed = asyncio.Event()
+        return update
+
+    def redeliver(self, update: JSON) -> JSON:
+        """Queue ``update`` again, same ``update_id``: what Telegram does when the bot took
+        an update but died before confirming it (no later getUpdates offset, no 200)."""
+        if update["update_id"] not in self.pending_update_ids:
+            self._pending.append(update)
+            self._pending.sort(key=lambda u: u["update_id"])
+            self._updates_changed.set()
+            self._updates_changed = asyncio.Event()
         return update
 
     def user_message(

@@ -5,25 +5,24 @@ and the whole bot process against the fake Telegram, stopped by SIGTERM.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
-from tests.bot_fixtures import OFF_TOPIC, REPLY_TIMEOUT, VOTES_QUESTION, VOTES_TEXT, visible
+from tests.bot_fixtures import (
+    OFF_TOPIC,
+    REPLY_TIMEOUT,
+    ROOT,
+    VOTES_QUESTION,
+    VOTES_TEXT,
+    bot_env,
+    visible,
+)
 from tests.fake_telegram import FakeTelegram
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET_TOKEN = "123456:AAH-very_secret-token-value"
 PROCESS_TIMEOUT = 120  # the model loads in a few seconds; a stuck process fails the test
-
-
-def bot_env(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("QUOTEBOT_", "TELEGRAM_"))}
-    env.update({"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}, **values)
-    return env
 
 
 def run_bot(*args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
@@ -52,6 +51,18 @@ def test_terminal_chat_without_token_quotes_from_a_pipe(seed_index_dir):
     assert "Stop Executions in Iran For the Sake of Human Rights — PMOI / MEK Iran" in out
     assert "For example, ask about:" in out
     assert "Traceback" not in done.stderr
+    # Piped questions are echoed after "? ": the output reads as the README's sample.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    sample = readme.split("### A sample exchange", 1)[1].split("```text\n", 1)[1]
+    shown = sample.split("```", 1)[0].splitlines()
+    asked = [line[2:] for line in shown if line.startswith("? ")]
+    assert asked == [VOTES_QUESTION, OFF_TOPIC]
+    lines = out.splitlines()
+    for question in asked:
+        expected = shown[shown.index(f"? {question}") + 1]
+        expected = expected.split("[…]", 1)[0].split("…", 1)[0]  # the README cuts long quotes
+        assert lines[lines.index(f"? {question}") + 1].startswith(expected)
+    assert "? /context 1" in lines
 
 
 def test_missing_index_is_a_clear_error_not_a_traceback(tmp_path):
@@ -77,6 +88,7 @@ async def test_bot_process_answers_then_stops_cleanly_on_sigterm(seed_index_dir,
                     TELEGRAM_BOT_TOKEN=SECRET_TOKEN,
                     TELEGRAM_BASE_URL=server.base_url,
                     QUOTEBOT_INDEX_DIR=str(seed_index_dir),
+                    QUOTEBOT_JOURNAL=str(tmp_path / "journal.sqlite3"),
                     QUOTEBOT_LOG_LEVEL="DEBUG",
                 ),
                 stdin=subprocess.DEVNULL,

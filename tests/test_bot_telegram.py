@@ -353,8 +353,20 @@ async def test_outage_recovers_and_answer_arrives(server, quote_index):
         failed = [c for c in server.calls("sendMessage") if c.injected]
         assert len(failed) == 3
 
-        # A longer outage loses the answer: the bot logs it, keeps running, apologises later.
-        # 1 try + 4 retries (QUOTEBOT_NETWORK_RETRIES) all fail; then Telegram is back.
+        # A longer outage: 1 try + 4 retries (QUOTEBOT_NETWORK_RETRIES) all fail, then
+        # Telegram is back. The question stays in the journal and is answered a little later.
+        server.fail_next("sendMessage", status=503, times=5)
+        update = server.user_message(VOTES_QUESTION, user_id=1004)
+        late = await server.wait_for_reply(update, timeout=REPLY_TIMEOUT)
+        assert VOTES_TEXT in visible(late)
+        assert len(sent_since(server, 0, 1004)) == 1
+        later = await ask(server, VOTES_QUESTION, user_id=1005)
+        assert VOTES_TEXT in visible(later)
+
+
+async def test_outage_without_journal_apologises(server, quote_index):
+    async with running_bot(server, quote_index, journal=None):
+        # Without a journal nothing can be retried later: the bot says sorry once it can.
         server.fail_next("sendMessage", status=503, times=5)
         update = server.user_message(VOTES_QUESTION, user_id=1004)
         apology = await server.wait_for_reply(update, timeout=REPLY_TIMEOUT)

@@ -273,7 +273,7 @@ def test_main_prints_settings_and_rejects_bad_settings(monkeypatch, tmp_path, ca
     assert "| `TELEGRAM_BOT_TOKEN` |" in capsys.readouterr().out
     monkeypatch.setenv("QUOTEBOT_WEBHOOK_PORT", "not-a-port")
     assert cli.main([]) == 2
-    assert "webhook_port" in capsys.readouterr().err
+    assert "QUOTEBOT_WEBHOOK_PORT" in capsys.readouterr().err
 
 
 def test_corrupt_or_missing_index_is_reported_without_traceback(tmp_path, caplog, capsys):
@@ -374,6 +374,7 @@ def test_refused_token_and_unreachable_telegram_exit_clearly(seed_index_dir, cap
             telegram_bot_token="123456:WRONG-token-value",
             telegram_base_url=fake.base_url,
             index_dir=seed_index_dir,
+            journal=None,
         )
         with caplog.at_level(logging.ERROR):
             assert cli.run_bot(wrong) == 1
@@ -385,6 +386,7 @@ def test_refused_token_and_unreachable_telegram_exit_clearly(seed_index_dir, cap
         telegram_bot_token="123456:some-token-value",
         telegram_base_url=f"http://127.0.0.1:{free_port()}/bot",
         index_dir=seed_index_dir,
+        journal=None,
         network_retries=1,
         network_retry_delay=0.1,
     )

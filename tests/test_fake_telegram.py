@@ -7,6 +7,7 @@ raw aiohttp (so exact status codes and descriptions are checked).  Every wait is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -439,6 +440,71 @@ async def test_unfiltered_fault_spares_get_updates(
     assert status == 200
     status, body = await api(http, server, "getMe")
     assert (status, body["description"]) == (500, "Internal Server Error")
+
+
+async def test_random_faults_follow_the_seed_and_have_no_effect(
+    bot: telegram.Bot, server: FakeTelegram
+) -> None:
+    async def statuses(fake: FakeTelegram, sender: telegram.Bot) -> list[int]:
+        fake.random_faults(7, rate_429=0.1, rate_5xx=0.2, rate_drop=0.1, methods=["sendMessage"])
+        for i in range(40):
+            with contextlib.suppress(telegram.error.TelegramError):
+                await sender.send_message(CHAT, f"m{i}")
+        fake.clear_faults()
+        return [c.status for c in fake.calls("sendMessage")]
+
+    first = await statuses(server, bot)
+    assert {429, 0} <= set(first) and {500, 502, 503, 504} & set(first)
+    async with FakeTelegram(token=FAKE_TELEGRAM_TOKEN) as other:
+        other.chat(user_id=CHAT)
+        other_bot = telegram.Bot(FAKE_TELEGRAM_TOKEN, base_url=other.base_url)
+        async with other_bot:
+            assert await statuses(other, other_bot) == first  # same seed, same faults
+    # A failed request never reached the API: only the successful ones were sent.
+    assert len(server.sent_messages(CHAT)) == first.count(200)
+    assert server.violations == []
+
+
+async def test_outage_fails_every_method_until_it_ends(
+    server: FakeTelegram, http: aiohttp.ClientSession
+) -> None:
+    server.outage(0.5)
+    assert server.in_outage
+    for method in ("getMe", "getUpdates", "sendMessage"):
+        status, _ = await api(http, server, method, chat_id=CHAT, text="x", timeout=0)
+        assert status == 502
+    await asyncio.sleep(0.6)
+    assert not server.in_outage
+    status, _ = await api(http, server, "getMe")
+    assert status == 200
+
+
+async def test_held_request_abandoned_by_its_client_has_no_effect(
+    bot: telegram.Bot, server: FakeTelegram
+) -> None:
+    server.hold("sendMessage")
+    with pytest.raises(telegram.error.TimedOut):
+        await bot.send_message(CHAT, "held", read_timeout=0.3)
+    await server.wait_for(lambda c: c.status == 499, 5, include_failed=True)
+    assert server.holding == 0
+    server.release()
+    assert server.sent_messages(CHAT) == []
+    await bot.send_message(CHAT, "after release")
+    assert [m["text"] for m in server.sent_messages(CHAT)] == ["after release"]
+
+
+async def test_updates_stay_pending_until_a_later_offset_confirms_them(
+    bot: telegram.Bot, server: FakeTelegram
+) -> None:
+    first = server.user_message("one")["update_id"]
+    second = server.user_message("two")["update_id"]
+    assert server.pending_update_ids == [first, second]
+    assert len(await bot.get_updates(timeout=0)) == 2  # fetched is not confirmed
+    assert server.pending_update_ids == [first, second]
+    assert len(await bot.get_updates(offset=second, timeout=0)) == 1
+    assert server.pending_update_ids == [second]
+    assert await bot.get_updates(offset=second + 1, timeout=0) == ()
+    assert server.pending_update_ids == []
 
 
 # --------------------------------------------------------------------------------- polling
