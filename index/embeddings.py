@@ -186,6 +186,18 @@ def _cached_query(embedder: Embedder, question: str) -> np.ndarray:
 # into OpenVINO, which needs only the ``openvino`` package (and ``nncf`` for int8).
 
 
+def _no_telemetry() -> None:
+    """Keep OpenVINO's converter and nncf from sending usage data (they would by default).
+
+    Both fall back to a stub when ``openvino_telemetry`` cannot be imported; a ``None``
+    in ``sys.modules`` makes its import fail, in this process only.
+    """
+    import sys
+
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    sys.modules.setdefault("openvino_telemetry.backend", None)  # type: ignore[arg-type]
+
+
 def _model_fingerprint(location: str) -> dict[str, Any]:
     """What identifies the model's files: a changed file gives a new cache entry."""
     folder = Path(location)
@@ -262,6 +274,7 @@ class _OpenVinoRunner:
     def load(
         cls, model: Any, name: str, location: str, backend: str, cache_root: Path
     ) -> _OpenVinoRunner:
+        _no_telemetry()
         try:
             import openvino as ov
         except ImportError as err:
