@@ -44,7 +44,7 @@ _PACKAGED_NAMES = {
 }
 
 BACKENDS = ("torch", "openvino", "openvino-int8")
-DEFAULT_BACKEND = "torch"
+DEFAULT_BACKEND = "openvino-int8"
 # Bump when the exported graph changes, so that older cache entries are not reused.
 EXPORT_VERSION = 1
 _META = "export.json"
