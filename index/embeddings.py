@@ -11,8 +11,8 @@ The model runs on one of several backends (``QUOTEBOT_EMBED_BACKEND``):
 weights compressed to int8. The conversion is made here, from the torch model
 already loaded (nothing is downloaded), once per model and backend, and kept
 in a cache folder (``QUOTEBOT_EMBED_CACHE``, by default
-``~/.cache/quotebot/models``). The note above ``_OpenVinoRunner`` says why
-sentence-transformers' own ONNX/OpenVINO backends are not used.
+``~/.cache/quotebot/models``). The note that opens the OpenVINO part below says
+why sentence-transformers' own ONNX/OpenVINO backends are not used.
 """
 
 from __future__ import annotations
@@ -243,23 +243,20 @@ def _features(model: Any, texts: list[str]) -> dict[str, Any]:
     return prepare(texts)
 
 
-class _Pipeline:
+def _traceable(model: Any, names: list[str], constants: dict[str, Any]) -> Any:
     """The sentence-transformers model as a function of its tensor inputs, for tracing."""
+    import torch
 
-    @staticmethod
-    def module(model: Any, names: list[str], constants: dict[str, Any]) -> Any:
-        import torch
+    class Traced(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
 
-        class Traced(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.model = model
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+            features = dict(zip(names, tensors, strict=True)) | constants
+            return self.model(features)["sentence_embedding"]
 
-            def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-                features = dict(zip(names, tensors, strict=True)) | constants
-                return self.model(features)["sentence_embedding"]
-
-        return Traced().eval()
+    return Traced().eval()
 
 
 class _OpenVinoRunner:
@@ -412,7 +409,7 @@ def _convert(model: Any, backend: str, target: Path) -> list[str]:
     names = [k for k, v in features.items() if isinstance(v, torch.Tensor)]
     constants = {k: v for k, v in features.items() if not isinstance(v, torch.Tensor)}
     example = tuple(features[k] for k in names)
-    module = _Pipeline.module(model, names, constants)
+    module = _traceable(model, names, constants)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         converted = ov.convert_model(
