@@ -75,7 +75,9 @@ RUN pip freeze | grep -i '^torch==' >/tmp/constraints.txt \
 # ---------------------------------------------------------------- app: wheel + index
 FROM deps AS app
 
-ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# QUOTEBOT_EMBED_CACHE: a model converted for an OpenVINO embedding backend while the index
+# is built here is kept there and copied into the runtime image, so no start converts it.
+ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 QUOTEBOT_EMBED_CACHE=/opt/quotebot/models
 
 # The project (packages index and bot) as a wheel, installed here to build the index and
 # copied into the runtime stage.
@@ -89,7 +91,8 @@ RUN pip wheel --no-cache-dir --no-deps --find-links /wheelhouse --wheel-dir /dis
 # The corpus and the index built from it (the model runs here, once, offline).
 WORKDIR /app
 COPY corpus/ corpus/
-RUN python -m index build --corpus corpus --index var/index --no-progress \
+RUN mkdir -p "$QUOTEBOT_EMBED_CACHE" \
+    && python -m index build --corpus corpus --index var/index --no-progress \
     && python -m index stats --index var/index
 
 # ---------------------------------------------------------------- runtime
@@ -119,7 +122,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     QUOTEBOT_CORPUS_DIR=/app/corpus \
-    QUOTEBOT_INDEX_DIR=/app/var/index
+    QUOTEBOT_INDEX_DIR=/app/var/index \
+    QUOTEBOT_EMBED_CACHE=/opt/quotebot/models
 
 # The dependencies (one big layer, unchanged by code changes), then the project's wheel.
 COPY --from=deps /opt/venv /opt/venv
@@ -128,6 +132,8 @@ RUN PIP_DISABLE_PIP_VERSION_CHECK=1 pip install --no-cache-dir --no-deps --no-in
     && rm -rf /tmp/dist
 
 COPY --from=app /app/corpus /app/corpus
+# The bot's user owns the model cache, so another QUOTEBOT_EMBED_BACKEND converts once, too.
+COPY --from=app --chown=10001:10001 /opt/quotebot /opt/quotebot
 # The index (and var/) belong to the bot's user, so it can rebuild in place, and a named
 # volume mounted on /app/var/index starts as a copy of this baked index, owned alike.
 COPY --from=app --chown=10001:10001 /app/var /app/var

