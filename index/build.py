@@ -38,6 +38,7 @@ from index.store import (
     load_index,
     new_build_id,
     read_manifest,
+    verify_build,
     write_index,
 )
 
@@ -187,6 +188,7 @@ def is_up_to_date(corpus_dir: Path, index_dir: Path, model: str) -> bool:
     """
     try:
         manifest = read_manifest(index_dir)
+        verify_build(index_dir, manifest)  # a damaged index is rebuilt, never "up to date"
     except IndexLoadError:
         return False
     if manifest.format_version != FORMAT_VERSION or manifest.model != canonical_model_name(model):

@@ -14,18 +14,25 @@ Layout of ``INDEX_DIR``::
 A build writes a new ``builds/<id>`` and only then repoints ``current`` with
 ``os.replace``, which is atomic: a build killed half-way leaves the previous
 index in place, and a reader never sees half an index.
+
+The manifest records the size and SHA-256 of every other file of its build, and
+loading checks them all before reading anything (:func:`verify_build`): a
+truncated FAISS file, a flipped byte, a deleted file, a missing manifest or a
+dangling ``current`` link is one line naming what is wrong, and
+``build --if-changed`` takes such an index for changed and builds it again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +69,8 @@ class Manifest:
     built_at: str
     build_seconds: float
     skipped: list[dict[str, str]]
+    # file of the build (relative path) -> [size in bytes, sha256]; empty: made before checksums
+    checksums: dict[str, list[Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,15 +90,26 @@ class StoredIndex:
 def build_dir_of(index_dir: Path) -> Path:
     """The directory holding the live build: ``current``'s target, or ``index_dir`` itself."""
     current = index_dir / "current"
+    if current.is_symlink() and not current.exists():
+        raise IndexDamaged(
+            f"index at {index_dir} is damaged: current points to {os.readlink(current)}, "
+            f"which does not exist; {REBUILD_HINT}"
+        )
     if current.exists():
         return current.resolve()
     if (index_dir / MANIFEST).exists():
         return index_dir  # a copied build directory works too
+    if (index_dir / "builds").is_dir():
+        raise IndexDamaged(
+            f"index at {index_dir} is damaged: its current link is missing; {REBUILD_HINT}"
+        )
     raise IndexLoadError(f"no index found at {index_dir}; build one with: python -m index build")
 
 
 def read_manifest(index_dir: Path) -> Manifest:
     path = build_dir_of(index_dir) / MANIFEST
+    if not path.is_file():
+        raise IndexDamaged(f"index at {index_dir} is damaged: {path} is missing; {REBUILD_HINT}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return Manifest(**data)
@@ -117,7 +137,8 @@ def write_index(index_dir: Path, stored: StoredIndex) -> Path:
     stored.passage_bm25.save(tmp / "bm25-passages")
     stored.article_bm25.save(tmp / "bm25-articles")
     # The manifest goes last: a directory without one is never taken for a build.
-    _write_json(tmp / MANIFEST, asdict(stored.manifest))
+    manifest = replace(stored.manifest, checksums=checksums_of(tmp))
+    _write_json(tmp / MANIFEST, asdict(manifest))
     _fsync_tree(tmp)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
@@ -133,6 +154,7 @@ def write_index(index_dir: Path, stored: StoredIndex) -> Path:
 def load_index(index_dir: Path) -> StoredIndex:
     """Read the current build, or raise :class:`IndexLoadError` saying what is wrong."""
     manifest = read_manifest(index_dir)
+    verify_build(index_dir, manifest)
     if manifest.format_version != FORMAT_VERSION:
         raise IndexLoadError(
             f"index at {index_dir} has format version {manifest.format_version}, "
@@ -173,6 +195,59 @@ def load_index(index_dir: Path) -> StoredIndex:
         article_bm25=article_bm25,
         faiss_index=faiss_index,
     )
+
+
+class IndexDamaged(IndexLoadError):
+    """The index's files are not the ones its build wrote; the message names which."""
+
+
+def checksums_of(build_dir: Path) -> dict[str, list[Any]]:
+    """``[size, sha256]`` of every file under ``build_dir`` but the manifest."""
+    return {
+        path.relative_to(build_dir).as_posix(): [path.stat().st_size, _sha256(path)]
+        for path in sorted(build_dir.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+
+
+def verify_build(index_dir: Path, manifest: Manifest | None = None) -> None:
+    """Raise :class:`IndexDamaged` unless every file of the live build is as it was written.
+
+    Sizes first (cheap: a truncated or missing file), then a streamed SHA-256 of each
+    (a flipped byte). An index of this layout is read whole at load anyway, so hashing
+    it costs about as much again as reading it.
+    """
+    manifest = manifest or read_manifest(index_dir)
+    root = build_dir_of(index_dir)
+    if not manifest.checksums:
+        raise IndexDamaged(
+            f"index at {index_dir} records no checksums (made by an older quotebot); {REBUILD_HINT}"
+        )
+    for name, (size, _) in manifest.checksums.items():
+        path = root / name
+        if not path.is_file():
+            raise IndexDamaged(
+                f"index at {index_dir} is damaged: {name} is missing; {REBUILD_HINT}"
+            )
+        if path.stat().st_size != size:
+            raise IndexDamaged(
+                f"index at {index_dir} is damaged: {name} has {path.stat().st_size} bytes, "
+                f"its build wrote {size}; {REBUILD_HINT}"
+            )
+    for name, (_, digest) in manifest.checksums.items():
+        if _sha256(root / name) != digest:
+            raise IndexDamaged(
+                f"index at {index_dir} is damaged: {name} does not match its checksum; "
+                f"{REBUILD_HINT}"
+            )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager
