@@ -81,15 +81,44 @@ def _pysbd_spans(text: str) -> list[Span]:
     for sentence in _segmenter().processor(text).process():
         if not sentence:
             continue
-        start = text.find(sentence, max(0, prior_end - len(sentence) + 1))
-        if start < 0:
+        if _overlaps_itself(sentence):
+            found = _first_match_after(text, sentence, prior_end)  # pysbd's own scan
+        else:
+            start = text.find(sentence, max(0, prior_end - len(sentence) + 1))
+            found = None if start < 0 else (start, _skip_space(text, start + len(sentence)))
+        if found is None:
             continue  # pysbd drops a sentence it cannot find in the text, too
-        end = start + len(sentence)
-        while end < len(text) and text[end].isspace():
-            end += 1
-        spans.append((start, end))
-        prior_end = end
+        spans.append(found)
+        prior_end = found[1]
     return spans
+
+
+def _overlaps_itself(sentence: str) -> bool:
+    """Whether two occurrences of ``sentence`` can overlap (". . ."), or it starts with space.
+
+    pysbd scans non-overlapping matches from the text's start; only for such a
+    sentence can that scan skip the occurrence a search from the previous end finds.
+    """
+    return sentence[0].isspace() or any(
+        sentence.endswith(sentence[:k]) for k in range(1, len(sentence))
+    )
+
+
+def _first_match_after(text: str, sentence: str, prior_end: int) -> Span | None:
+    """pysbd's rule exactly: the first non-overlapping match that ends past ``prior_end``."""
+    position = 0
+    while (start := text.find(sentence, position)) >= 0:
+        end = _skip_space(text, start + len(sentence))
+        if end > prior_end:
+            return start, end
+        position = end
+    return None
+
+
+def _skip_space(text: str, end: int) -> int:
+    while end < len(text) and text[end].isspace():
+        end += 1
+    return end
 
 
 def paragraph_spans(body: str) -> list[Span]:
