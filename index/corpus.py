@@ -24,6 +24,8 @@ from typing import BinaryIO
 
 import yaml
 
+from index.checksums import file_sha256
+
 FILE_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm")
 ARCHIVE_SUFFIXES = (".jsonl",)
 SUFFIXES = FILE_SUFFIXES + ARCHIVE_SUFFIXES
@@ -86,8 +88,7 @@ def file_hash(data: bytes) -> str:
 def source_hash(path: Path) -> str:
     """sha256 of a file, streamed (an archive can be gigabytes); "" when it cannot be read."""
     try:
-        with open(path, "rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest()
+        return file_sha256(path)
     except OSError:
         return ""
 

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from index.checksums import checksums_of, damage
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -229,14 +231,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _features(model: Any, texts: list[str]) -> dict[str, Any]:
     """The model's own preprocessing (sentence-transformers 6: ``preprocess``)."""
     prepare = getattr(model, "preprocess", None) or model.tokenize
@@ -328,10 +322,9 @@ def _read_entry(entry: Path) -> dict[str, Any] | None:
         return None
     try:
         meta = json.loads((entry / _META).read_text(encoding="utf-8"))
-        for name, (size, sha) in meta["files"].items():
-            path = entry / name
-            if path.stat().st_size != size or _sha256(path) != sha:
-                raise ValueError(f"{name} does not match its checksum")
+        problem = damage(entry, meta["files"])
+        if problem:
+            raise ValueError(problem)
         if not meta["inputs"]:
             raise ValueError("no inputs recorded")
     except (OSError, ValueError, KeyError, TypeError) as err:
@@ -370,9 +363,7 @@ def _export(
     started = time.perf_counter()
     try:
         inputs = _convert(model, backend, work / "model.xml")
-        files = {
-            p.name: [p.stat().st_size, _sha256(p)] for p in sorted(work.iterdir()) if p.is_file()
-        }
+        files = checksums_of(work)
         meta = {"key": key, "inputs": inputs, "files": files}
         (work / _META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
         work.chmod(0o755)  # mkdtemp makes it private; other users (a container's) read it

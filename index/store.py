@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -39,6 +38,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from index.checksums import checksums_of, damage
 from index.corpus import Article
 from index.lexical import LexicalIndex
 from index.passages import Passage
@@ -137,7 +137,7 @@ def write_index(index_dir: Path, stored: StoredIndex) -> Path:
     stored.passage_bm25.save(tmp / "bm25-passages")
     stored.article_bm25.save(tmp / "bm25-articles")
     # The manifest goes last: a directory without one is never taken for a build.
-    manifest = replace(stored.manifest, checksums=checksums_of(tmp))
+    manifest = replace(stored.manifest, checksums=checksums_of(tmp, skip={MANIFEST}))
     _write_json(tmp / MANIFEST, asdict(manifest))
     _fsync_tree(tmp)
     shutil.rmtree(final, ignore_errors=True)
@@ -201,53 +201,20 @@ class IndexDamaged(IndexLoadError):
     """The index's files are not the ones its build wrote; the message names which."""
 
 
-def checksums_of(build_dir: Path) -> dict[str, list[Any]]:
-    """``[size, sha256]`` of every file under ``build_dir`` but the manifest."""
-    return {
-        path.relative_to(build_dir).as_posix(): [path.stat().st_size, _sha256(path)]
-        for path in sorted(build_dir.rglob("*"))
-        if path.is_file() and path.name != MANIFEST
-    }
-
-
 def verify_build(index_dir: Path, manifest: Manifest | None = None) -> None:
     """Raise :class:`IndexDamaged` unless every file of the live build is as it was written.
 
-    Sizes first (cheap: a truncated or missing file), then a streamed SHA-256 of each
-    (a flipped byte). An index of this layout is read whole at load anyway, so hashing
-    it costs about as much again as reading it.
+    An index of this layout is read whole at load anyway, so hashing it costs about
+    as much again as reading it.
     """
     manifest = manifest or read_manifest(index_dir)
-    root = build_dir_of(index_dir)
     if not manifest.checksums:
         raise IndexDamaged(
             f"index at {index_dir} records no checksums (made by an older quotebot); {REBUILD_HINT}"
         )
-    for name, (size, _) in manifest.checksums.items():
-        path = root / name
-        if not path.is_file():
-            raise IndexDamaged(
-                f"index at {index_dir} is damaged: {name} is missing; {REBUILD_HINT}"
-            )
-        if path.stat().st_size != size:
-            raise IndexDamaged(
-                f"index at {index_dir} is damaged: {name} has {path.stat().st_size} bytes, "
-                f"its build wrote {size}; {REBUILD_HINT}"
-            )
-    for name, (_, digest) in manifest.checksums.items():
-        if _sha256(root / name) != digest:
-            raise IndexDamaged(
-                f"index at {index_dir} is damaged: {name} does not match its checksum; "
-                f"{REBUILD_HINT}"
-            )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+    problem = damage(build_dir_of(index_dir), manifest.checksums)
+    if problem:
+        raise IndexDamaged(f"index at {index_dir} is damaged: {problem}; {REBUILD_HINT}")
 
 
 @contextlib.contextmanager
