@@ -7,6 +7,8 @@ every index a test builds is still built for real, with FAISS and BM25 on disk.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,24 @@ DEV_QA = SHARED / "eval" / "dev_qa.jsonl"
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 from tests.conftest_telegram import *  # noqa: E402, F403  (fixtures for the fake Telegram server)
+
+
+def run_index(
+    *args: str, index_dir: Path | None = None, stdin: str | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """``python -m index ...`` as a user (or the Docker image) runs it, output captured."""
+    env = {**os.environ, "QUOTEBOT_MODEL": MODEL}
+    if index_dir is not None:
+        env["QUOTEBOT_INDEX_DIR"] = str(index_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "index", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")

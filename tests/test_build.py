@@ -16,7 +16,7 @@ import pytest
 from index import IndexLoadError, QuoteIndex
 from index.build import EmptyCorpusError, StrictBuildError, build_index, is_up_to_date
 from index.store import load_index
-from tests.conftest import CORPUS, MODEL, ROOT, write_article
+from tests.conftest import CORPUS, MODEL, ROOT, run_index, write_article
 
 WIRE = (
     "Officials said the new desalination plant in Port Avery will supply 40,000 homes "
@@ -309,23 +309,7 @@ def test_build_shows_progress_while_splitting(tmp_path):
     """Sentence splitting takes minutes on a large corpus: it shows a bar, like embedding."""
     corpus = tmp_path / "corpus"
     write_article(corpus, "a.md", WIRE, title="Plant opens")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "index",
-            "build",
-            "--corpus",
-            str(corpus),
-            "--index",
-            str(tmp_path / "i"),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "QUOTEBOT_MODEL": MODEL},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    result = run_index("build", "--corpus", str(corpus), "--index", str(tmp_path / "i"))
     assert result.returncode == 0, result.stderr
     for bar in ("reading:", "splitting: 100%", "1/1", "embedding: 100%"):
         assert bar in result.stderr, result.stderr

@@ -13,21 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DEV_QA, MODEL, ROOT, needs_shared
-
-
-def run(*args: str, index_dir=None, stdin: str | None = None, timeout: float = 180):
-    env = {**os.environ, "QUOTEBOT_MODEL": MODEL}
-    if index_dir is not None:
-        env["QUOTEBOT_INDEX_DIR"] = str(index_dir)
-    return subprocess.run(
-        [sys.executable, "-m", "index", *args],
-        cwd=ROOT,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from tests.conftest import run_index as run
 
 
 @pytest.mark.parametrize("command", [[], ["build"], ["search"], ["stats"], ["eval"]])

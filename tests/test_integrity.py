@@ -10,10 +10,7 @@ of the damaged vectors) so that the index loads again.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,23 +19,10 @@ import pytest
 from index import store
 from index.build import build_index, is_up_to_date
 from index.store import IndexLoadError, load_index
-from tests.conftest import CORPUS, MODEL, ROOT
+from tests.conftest import CORPUS, MODEL, run_index
 
 # Two of the seed articles: enough for real passages and vectors, quick to embed again.
 ARTICLES = ("ncri-political-prisoners-statement.md", "rajavi-welcomes-resolution.md")
-
-
-def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """``python -m index ...`` as a user (or the Docker image) runs it."""
-    env = {**os.environ, "QUOTEBOT_MODEL": MODEL}
-    return subprocess.run(
-        [sys.executable, "-m", "index", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +109,7 @@ def test_damage_is_refused_in_one_line_and_if_changed_rebuilds(pristine, index_c
     assert named in message and "\n" not in message
     assert message.endswith(store.REBUILD_HINT)
 
-    stats = run("stats", "--index", str(index_copy))
+    stats = run_index("stats", "--index", str(index_copy))
     assert stats.returncode == 1
     lines = stats.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in stats.stderr, stats.stderr
@@ -133,7 +117,7 @@ def test_damage_is_refused_in_one_line_and_if_changed_rebuilds(pristine, index_c
 
     assert not is_up_to_date(corpus, index_copy, MODEL)
     build = ["build", "--if-changed", "--corpus", str(corpus), "--index", str(index_copy)]
-    healed = run(*build, "--no-progress")
+    healed = run_index(*build, "--no-progress", timeout=300)
     assert healed.returncode == 0, healed.stderr
     assert "nothing to do" not in healed.stdout
     # Every article embedded again: nothing is taken from the damaged build.
@@ -145,7 +129,7 @@ def test_damage_is_refused_in_one_line_and_if_changed_rebuilds(pristine, index_c
 def test_an_intact_index_is_up_to_date(pristine, index_copy):
     corpus, _ = pristine
     assert is_up_to_date(corpus, index_copy, MODEL)
-    result = run("build", "--if-changed", "--corpus", str(corpus), "--index", str(index_copy))
+    result = run_index("build", "--if-changed", "--corpus", str(corpus), "--index", str(index_copy))
     assert result.returncode == 0, result.stderr
     assert "up to date" in result.stdout
     assert load_index(index_copy).manifest.articles == len(ARTICLES)
