@@ -195,6 +195,8 @@ def is_up_to_date(corpus_dir: Path, index_dir: Path, model: str) -> bool:
         return False
     if manifest.passage_settings.get("version") != PASSAGE_SETTINGS_VERSION:
         return False
+    if manifest.tokenizer != TOKENIZER:
+        return False  # the lexical indexes hold words split another way
     if not corpus_dir.exists():
         return False
     current = {relative_name(corpus_dir, p): source_hash(p) for p in corpus_files(corpus_dir)}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from index.answers import Answer, Context, Source
 from index.embeddings import Embedder, ModelLoadError, canonical_model_name
+from index.lexical import TOKENIZER
 from index.quotes import MIN_CONFIDENCE, compose_answer, passage_ref, source_of
 from index.search import Searcher
 from index.store import REBUILD_HINT, IndexLoadError, index_size_bytes, load_index, read_manifest
@@ -66,6 +67,11 @@ class QuoteIndex:
             raise IndexLoadError(
                 f"index at {index_dir} was built with model {manifest.model!r}, "
                 f"but {canonical_model_name(model)!r} is configured; {REBUILD_HINT}"
+            )
+        if manifest.tokenizer != TOKENIZER:
+            raise IndexLoadError(
+                f"index at {index_dir} splits words the way of an older quotebot "
+                f"({manifest.tokenizer}, this one uses {TOKENIZER}); {REBUILD_HINT}"
             )
         if embedder is None:
             try:

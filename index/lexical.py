@@ -9,6 +9,7 @@ way it was built.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import numpy as np
 import Stemmer
 
 # Name of the tokenization below, recorded in the manifest.
-TOKENIZER = "words-sklearn-stop-snowball-v1"
+TOKENIZER = "words-folded-sklearn-stop-snowball-v2"
 _THOUSANDS = re.compile(r"(?<=\d)[,.](?=\d{3}\b)")
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 # Words that tell what kind of question it is but not what it is about. scikit-learn's
@@ -47,12 +48,26 @@ def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
 
 
+def fold(text: str) -> str:
+    """Lower case without accents: "Céloron" and "Celoron" are one word to a reader."""
+    text = text.lower()
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
 def tokenize(text: str) -> list[str]:
-    """Lower-cased, stemmed content words; ``1,500`` and ``1500`` become the same token."""
-    words = _TOKEN.findall(_THOUSANDS.sub("", text.lower()))
+    """Folded, stemmed content words; ``1,500`` and ``1500`` become the same token."""
+    words = _TOKEN.findall(_THOUSANDS.sub("", fold(text)))
     stopwords = _stopwords()
     words = [w for w in words if w not in stopwords]
     return _stemmer().stemWords(words)
+
+
+def word_sequence(text: str) -> list[str]:
+    """Every word, stemmed, stopwords kept: for matching phrases ("the template for bills")."""
+    return _stemmer().stemWords(_TOKEN.findall(_THOUSANDS.sub("", fold(text))))
 
 
 class LexicalIndex:
@@ -79,6 +94,15 @@ class LexicalIndex:
     @property
     def size(self) -> int:
         return int(self._model.scores["num_docs"])
+
+    def document_frequencies(self) -> dict[str, int]:
+        """How many texts hold each word: read off the index, nothing is counted again."""
+        indptr = np.asarray(self._model.scores["indptr"])
+        counts = np.diff(indptr).tolist()
+        # bm25s keeps a placeholder "" in its vocabulary with no column of its own.
+        return {
+            token: counts[i] for token, i in self._vocab.items() if i < len(counts) and token
+        }
 
     def scores(self, query_tokens: list[str]) -> np.ndarray:
         """BM25 score of every text; zeros when no query word is in the vocabulary."""

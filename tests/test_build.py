@@ -206,6 +206,26 @@ def test_other_dimension_or_format_version_is_refused(tmp_path, seed_index_dir, 
         QuoteIndex(copy, MODEL, embedder=embedder)
 
 
+def test_index_whose_words_were_split_another_way_is_rebuilt(tmp_path, embedder):
+    """An index from before a tokenizer change: refused with advice, and --if-changed rebuilds."""
+    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
+    write_article(
+        corpus, "a.md", "Céloron led 200 men down the Ohio in 1749.", title="Céloron's expedition"
+    )
+    _build(corpus, index_dir, embedder)
+    assert is_up_to_date(corpus, index_dir, MODEL)
+    manifest_path = index_dir / "current" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "tokenizer": "words-sklearn-stop-snowball-v1"}))
+    assert not is_up_to_date(corpus, index_dir, MODEL)
+    with pytest.raises(IndexLoadError, match=r"splits words.*rebuild"):
+        QuoteIndex(index_dir, MODEL, embedder=embedder)
+    report = _build(corpus, index_dir, embedder)
+    assert report.reused_articles == 1  # the vectors still hold: only the words are redone
+    answer = QuoteIndex(index_dir, MODEL, embedder=embedder).answer("Who was Celoron?")
+    assert answer.found and "Céloron" in answer.quotes[0].text
+
+
 def test_missing_or_corrupt_index_is_a_clear_error(tmp_path, seed_index_dir, embedder):
     import shutil
 
