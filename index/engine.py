@@ -12,10 +12,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from index.answerability import Answerability
 from index.answers import Answer, Context, Source
 from index.embeddings import Embedder, ModelLoadError, canonical_model_name
 from index.lexical import TOKENIZER
-from index.quotes import MIN_CONFIDENCE, compose_answer, passage_ref, source_of
+from index.quotes import compose_answer, passage_ref, source_of
+from index.ranker import ModelFileError, Ranker
 from index.search import Searcher
 from index.store import REBUILD_HINT, IndexLoadError, index_size_bytes, load_index, read_manifest
 
@@ -51,12 +53,17 @@ class QuoteIndex:
         *,
         embedder: Embedder | None = None,
         min_confidence: float | None = None,
+        ranker: Ranker | None = None,
+        answerability: Answerability | None = None,
     ) -> None:
         """Load the index in ``index_dir``.
 
         ``model`` is the model the caller expects (from settings); when it is
         not the model the index was built with, loading fails with a message
         that says to rebuild, because vectors of two models cannot be compared.
+        ``min_confidence`` overrides the answerability model's "not found" line
+        (a probability); ``ranker`` and ``answerability`` replace the shipped
+        models (training and evaluation use this).
         """
         self.index_dir = index_dir
         self._model = model
@@ -85,8 +92,21 @@ class QuoteIndex:
                 f"({embedder.dimension} dimensions); {REBUILD_HINT}"
             )
         self.embedder = embedder
-        self.searcher = Searcher(self.stored, embedder)
-        self.min_confidence = MIN_CONFIDENCE if min_confidence is None else min_confidence
+        try:
+            self.searcher = Searcher(
+                self.stored,
+                embedder,
+                ranker or Ranker.load(),
+                answerability or Answerability.load(),
+            )
+        except ModelFileError as err:
+            raise IndexLoadError(str(err)) from err
+        self._ranker, self._answerability = ranker, answerability
+        self.min_confidence = (
+            self.searcher.answerability.threshold  # type: ignore[union-attr]
+            if min_confidence is None
+            else min_confidence
+        )
         self._by_ref = {
             passage_ref(self.stored.articles[p.article], p.start): i
             for i, p in enumerate(self.stored.passages)
@@ -108,6 +128,8 @@ class QuoteIndex:
             self._model,
             embedder=self.embedder if same_model else None,
             min_confidence=self._min_confidence,
+            ranker=self.searcher.ranker,
+            answerability=self._answerability,
         )
 
     def answer(self, question: str, k: int = 3) -> Answer:
@@ -115,6 +137,18 @@ class QuoteIndex:
         question = check_question(question)
         hits = self.searcher.search(question, limit=max(20, 4 * k))
         return compose_answer(question, hits, self.stored, k, self.min_confidence)
+
+    def ranked(self, question: str, k: int = 10) -> tuple[Answer, float]:
+        """The ``k`` best quotes whatever their probability, and the best one's probability.
+
+        For measuring the ranking apart from the "not found" decision: the
+        answer :meth:`answer` gives is "not found" exactly when the probability
+        is below :attr:`min_confidence`.
+        """
+        question = check_question(question)
+        hits = self.searcher.search(question, limit=max(20, 4 * k))
+        best = hits[0].probability if hits else 0.0
+        return compose_answer(question, hits, self.stored, k, 0.0, every_hit=True), best
 
     def context(self, ref: str, radius: int = 1) -> Context | None:
         """The quoted passage and up to ``radius`` passages either side, in its article.

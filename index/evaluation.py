@@ -1,9 +1,10 @@
 """Measuring answer quality on a question file (``q``, ``answers``, ``expect``).
 
 A hit is a quote whose text or source line contains one of the expected
-strings, case-insensitively. Hit@1, Hit@3 and MRR are over answerable
-questions; abstention is counted separately, both ways: unanswerable
-questions that got "not found", and answerable ones that wrongly did.
+strings, case-insensitively. Hit@1, Hit@3 and MRR rank the quotes over the
+answerable questions, whatever the "not found" decision; that decision is
+counted separately, both ways: unanswerable questions that got "not found",
+and answerable ones that wrongly did.
 """
 
 from __future__ import annotations
@@ -72,10 +73,11 @@ def evaluate(index: QuoteIndex, questions: list[dict[str, Any]]) -> EvalResult:
     result = EvalResult()
     hits1 = hits3 = reciprocal = 0.0
     for item in questions:
-        answer = index.answer(item["q"], k=EVAL_DEPTH)
+        answer, probability = index.ranked(item["q"], k=EVAL_DEPTH)
+        found = probability >= index.min_confidence
         if item.get("expect") == "abstain":
             result.unanswerable += 1
-            if not answer.found:
+            if not found:
                 result.abstained_correctly += 1
             else:
                 result.misses.append(
@@ -87,7 +89,7 @@ def evaluate(index: QuoteIndex, questions: list[dict[str, Any]]) -> EvalResult:
                 )
             continue
         result.answerable += 1
-        if not answer.found:
+        if not found:
             result.wrongly_not_found += 1
         rank = rank_of_hit(answer, list(item.get("answers", [])))
         if rank == 1:
@@ -100,7 +102,7 @@ def evaluate(index: QuoteIndex, questions: list[dict[str, Any]]) -> EvalResult:
             result.misses.append(
                 {
                     "q": item["q"],
-                    "why": "not found" if not answer.found else f"first hit at rank {rank}",
+                    "why": f"first hit at rank {rank}" + ("" if found else ", and not found"),
                     "got": answer.quotes[0].text[:160] if answer.quotes else None,
                 }
             )

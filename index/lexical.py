@@ -65,11 +65,6 @@ def tokenize(text: str) -> list[str]:
     return _stemmer().stemWords(words)
 
 
-def word_sequence(text: str) -> list[str]:
-    """Every word, stemmed, stopwords kept: for matching phrases ("the template for bills")."""
-    return _stemmer().stemWords(_TOKEN.findall(_THOUSANDS.sub("", fold(text))))
-
-
 class LexicalIndex:
     """BM25 over a list of texts, scoring every text for a question at once."""
 
@@ -100,9 +95,7 @@ class LexicalIndex:
         indptr = np.asarray(self._model.scores["indptr"])
         counts = np.diff(indptr).tolist()
         # bm25s keeps a placeholder "" in its vocabulary with no column of its own.
-        return {
-            token: counts[i] for token, i in self._vocab.items() if i < len(counts) and token
-        }
+        return {token: counts[i] for token, i in self._vocab.items() if i < len(counts) and token}
 
     def scores(self, query_tokens: list[str]) -> np.ndarray:
         """BM25 score of every text; zeros when no query word is in the vocabulary."""

@@ -1,7 +1,8 @@
 """Choosing what to quote: hit → quote.
 
 Turns ranked hits into an :class:`~index.answers.Answer`: decides "not found"
-below the calibrated confidence, picks the sentence(s) to highlight, merges a
+when the best hit's probability of answering is below the line (see
+:mod:`index.answerability`), picks the sentence(s) to highlight, merges a
 passage that several articles carry word for word (or nearly) into one quote
 that names every source, and keeps passages that differ (say, two death
 tolls) as separate quotes, each with its own source.
@@ -20,17 +21,12 @@ from index.corpus import Article
 from index.search import Hit
 from index.store import StoredIndex
 
-# Calibrated on dev_qa.jsonl and eval/holdout_qa.jsonl (52 questions): the lowest answerable
-# question scored 0.44, the highest off-topic one 0.38 ("population of Canada"); the
-# threshold sits between them. Override with QUOTEBOT_MIN_CONFIDENCE.
-MIN_CONFIDENCE = 0.41
-# A further quote must be nearly as good as the best one, so a weak neighbour is
-# not shown beside a strong answer.
+# A further quote must be nearly as likely to answer as the best one, so a weak
+# neighbour is not shown beside a strong answer.
 FOLLOWER_RATIO = 0.80
 # ...and hold nearly as much of the question. A paragraph as close in wording but
 # from an article about another resolution ("67th" where "63rd" was asked) covers
-# less of the question than the best quote, and is left out. Measured: 0.85 keeps
-# Hit@1/Hit@3 and cuts the quotes per answer from 2.05 to 1.5 on the eval sets.
+# less of the question than the best quote, and is left out.
 FOLLOWER_COVERAGE_RATIO = 0.85
 NEAR_DUPLICATE_COSINE = 0.97
 NEAR_DUPLICATE_JACCARD = 0.85
@@ -55,17 +51,23 @@ def compose_answer(
     hits: Sequence[Hit],
     stored: StoredIndex,
     k: int,
-    min_confidence: float = MIN_CONFIDENCE,
+    min_probability: float,
+    *,
+    every_hit: bool = False,
 ) -> Answer:
-    """The answer to ``question`` from its ranked ``hits``: up to ``k`` quotes, or not found."""
-    if not hits or hits[0].confidence < min_confidence:
+    """The answer to ``question`` from its ranked ``hits``: up to ``k`` quotes, or not found.
+
+    ``min_probability`` is the "not found" line. With ``every_hit`` the first ``k``
+    hits are quotes whatever their probability (for measuring the ranking alone).
+    """
+    if not hits or hits[0].probability < min_probability:
         return Answer(question, False, ())
-    best, best_coverage = hits[0].score, hits[0].signals["coverage"]
+    best, best_coverage = hits[0].probability, hits[0].signals["coverage"]
     groups: list[list[Hit]] = []
     for hit in hits:
-        if (
-            hit.confidence < min_confidence
-            or hit.score < FOLLOWER_RATIO * best
+        if not every_hit and (
+            hit.probability < min_probability
+            or hit.probability < FOLLOWER_RATIO * best
             or hit.signals["coverage"] < FOLLOWER_COVERAGE_RATIO * best_coverage
         ):
             continue
@@ -94,7 +96,7 @@ def _quote(group: list[Hit], stored: StoredIndex) -> Quote:
         text=passage.text,
         highlights=tuple(passage.text[a:b] for a, b in spans),
         spans=spans,
-        score=lead.score,
+        score=lead.probability,
         sources=tuple(sources),
         ref=passage_ref(article, passage.start),
     )

@@ -1,263 +1,106 @@
 """Finding the passages that answer a question: vector → hit.
 
-A passage is ranked on what it says *and* on what its article is about,
-because news paragraphs lean on their article: "Adopted with 85 votes in
-favor, this resolution…" never says which resolution; its article's first
-paragraph does ("its 63rd resolution"). The signals, each measured on the
-dev questions (see README, "How answers are found"):
+The way a question takes, one module each::
 
-- ``dense``: cosine of question and passage vectors (FAISS);
-- ``sentence``: best cosine of the question with one of the passage's sentences;
-- ``bm25``/``article_bm25``: BM25 of the passage and of its whole article, each
-  divided by the best score for this question;
-- ``coverage``: the IDF-weighted share of the question's words found in the
-  passage, a word found only elsewhere in its article counting ``ARTICLE_CREDIT``;
-- ``quantity``: for "how many/much" questions, whether a sentence has a number
-  next to one of the question's words.
+    question.py      the question parsed once: words, weights, numbers, kind
+    candidates.py    dense neighbours + BM25 passages + best articles' passages → shortlist
+    features.py      one row of measurements per shortlisted passage
+    ranker.py        the learned ranker orders them
+    answerability.py the learned probability that a hit answers; "not found" below its line
 
-Candidates are the union of the FAISS neighbours, the BM25 best passages and
-the passages of the best BM25 articles, so the whole corpus is never scored
-densely at once.
+The ranker and the answerability model are passed in, so training and
+evaluation run the same code with other models (training only measures).
 """
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
+from index.answerability import Answerability
+from index.candidates import gather
 from index.embeddings import Embedder
-from index.lexical import tokenize
+from index.features import FEATURES, FeatureRows, PairCosines, compute
+from index.lexicon import Lexicon
+from index.question import Question, parse_question
+from index.ranker import Ranker
 from index.store import StoredIndex
-
-ARTICLE_CREDIT = 0.7
-WEIGHTS = {
-    "dense": 1.0,
-    "sentence": 0.5,
-    "bm25": 0.15,
-    "article_bm25": 0.15,
-    "coverage": 0.3,
-    "quantity": 0.25,
-}
-DENSE_CANDIDATES = 100
-LEXICAL_CANDIDATES = 100
-TOP_ARTICLES = 5
-
-_QUANTITY_QUESTION = re.compile(
-    r"\bhow\s+(many|much|often|long|far|old)\b|\bwhat\s+(number|percentage|share|amount)\b",
-    re.IGNORECASE,
-)
-_WORD = re.compile(r"\w[\w,.]*\w|\w")
-_CARDINAL = re.compile(r"^\d[\d,.]*$")
-_YEAR = re.compile(r"^(1[5-9]|20)\d\d$")
-NUMBER_WINDOW = 3
 
 
 @dataclass(frozen=True)
 class Hit:
-    """A ranked passage with its signals, and its sentences' own scores for highlighting."""
+    """A ranked passage: its ranker score, the probability it answers, and what was measured."""
 
     passage: int
-    score: float
-    confidence: float
+    score: float  # the ranker's: only the order it gives means anything
+    probability: float  # that this passage answers the question (answerability model)
     signals: dict[str, float]
     sentence_scores: tuple[float, ...]
 
 
 class Searcher:
-    """Scores passages of a loaded index for a question."""
+    """Ranks the passages of a loaded index for a question; safe to share between threads."""
 
-    def __init__(self, stored: StoredIndex, embedder: Embedder) -> None:
+    def __init__(
+        self,
+        stored: StoredIndex,
+        embedder: Embedder,
+        ranker: Ranker | None = None,
+        answerability: Answerability | None = None,
+    ) -> None:
         self.stored = stored
         self.embedder = embedder
+        self.ranker = ranker
+        self.answerability = answerability
+        self.lexicon = Lexicon(stored)
         starts = np.zeros(len(stored.passages) + 1, dtype=np.int64)
         np.cumsum([len(p.sentences) for p in stored.passages], out=starts[1:])
-        self._sentence_start = starts
+        self._sentence_starts = starts
+        self._pairs = PairCosines(stored.sentence_vectors, starts)
         self._article_passages: dict[int, list[int]] = {}
         for i, passage in enumerate(stored.passages):
             self._article_passages.setdefault(passage.article, []).append(i)
-        self._passage_tokens: dict[int, frozenset[str]] = {}
-        self._article_tokens: dict[int, frozenset[str]] = {}
-        # Filled lazily, then only read: safe to share between the bot's threads.
-        self._sentence_token_cache: dict[int, list[frozenset[str]]] = {}
-        self._number_cache: dict[int, list[list[frozenset[str]]]] = {}
 
-    @cached_property
-    def _document_frequency(self) -> dict[str, int]:
-        df: dict[str, int] = {}
-        for i in range(len(self.stored.passages)):
-            for token in self._tokens_of_passage(i):
-                df[token] = df.get(token, 0) + 1
-        return df
+    def measure(
+        self, question: str, vector: np.ndarray | None = None
+    ) -> tuple[Question, FeatureRows]:
+        """The question parsed, and the feature rows of its shortlisted candidates.
 
-    def idf(self, token: str) -> float:
-        n = len(self.stored.passages)
-        df = self._document_frequency.get(token, 0)
-        return math.log((n - df + 0.5) / (df + 0.5) + 1.0)
-
-    def _tokens_of_passage(self, i: int) -> frozenset[str]:
-        tokens = self._passage_tokens.get(i)
-        if tokens is None:
-            tokens = self._passage_tokens[i] = frozenset(tokenize(self.stored.passages[i].text))
-        return tokens
-
-    def _tokens_of_article(self, a: int) -> frozenset[str]:
-        tokens = self._article_tokens.get(a)
-        if tokens is None:
-            article = self.stored.articles[a]
-            tokens = self._article_tokens[a] = frozenset(
-                tokenize(f"{article.title}\n{article.body}")
-            )
-        return tokens
+        ``vector`` is the question's embedding when the caller has it already
+        (training embeds its questions in batches).
+        """
+        parsed = parse_question(question, self.lexicon)
+        if vector is None:
+            vector = self.embedder.encode_query(question)
+        candidates = gather(
+            self.stored,
+            self._article_passages,
+            self._sentence_starts,
+            vector,
+            list(parsed.tokens),
+        )
+        return parsed, compute(parsed, candidates, self.lexicon, self._pairs)
 
     def search(self, question: str, limit: int = 20) -> list[Hit]:
         """The best ``limit`` passages for ``question``, best first."""
+        if self.ranker is None or self.answerability is None:
+            raise ValueError("a Searcher needs a ranker and an answerability model to search")
         if not self.stored.passages:
             return []
-        query_vector = self.embedder.encode_query(question)
-        query_tokens = list(dict.fromkeys(tokenize(question)))
-        bm25_all = self.stored.passage_bm25.scores(query_tokens)
-        article_all = self.stored.article_bm25.scores(query_tokens)
-        candidates = self._candidates(query_vector, bm25_all, article_all)
-        if not candidates:
+        _, rows = self.measure(question)
+        if not len(rows.ids):
             return []
-        ids = np.fromiter(sorted(candidates), dtype=np.int64)
-        dense = self.stored.passage_vectors[ids] @ query_vector
-        bm25 = bm25_all[ids] / (float(bm25_all.max()) or 1.0)
-        article_of = np.array([self.stored.passages[i].article for i in ids])
-        article_bm25 = article_all[article_of] / (float(article_all.max()) or 1.0)
-        weights = [self.idf(t) for t in query_tokens]
-        quantity_words = (
-            {t for t in query_tokens if not t[0].isdigit()}
-            if _QUANTITY_QUESTION.search(question)
-            else None
-        )
-
-        scored: list[tuple[float, int, dict[str, float], np.ndarray, list[float]]] = []
-        for row, i in enumerate(ids.tolist()):
-            per_sentence = self._sentence_vectors(i) @ query_vector
-            per_quantity = (
-                self._quantity(i, quantity_words)
-                if quantity_words is not None
-                else [0.0] * len(per_sentence)
-            )
-            signals = {
-                "dense": float(dense[row]),
-                "sentence": float(per_sentence.max()) if len(per_sentence) else float(dense[row]),
-                "bm25": float(bm25[row]),
-                "article_bm25": float(article_bm25[row]),
-                "coverage": self._coverage(query_tokens, weights, i),
-                "quantity": max(per_quantity, default=0.0),
-            }
-            score = sum(WEIGHTS[k] * v for k, v in signals.items())
-            scored.append((score, i, signals, per_sentence, per_quantity))
-        scored.sort(key=lambda item: -item[0])
-
-        hits: list[Hit] = []
-        for score, i, signals, per_sentence, per_quantity in scored[:limit]:
-            # Which sentence to highlight: its own similarity, its share of the
-            # question's words, and a number next to what a "how many" asks about.
-            sentence_scores = tuple(
-                float(per_sentence[j])
-                + WEIGHTS["quantity"] * per_quantity[j]
-                + 0.2 * self._sentence_overlap(i, j, query_tokens, weights)
-                for j in range(len(per_sentence))
-            )
-            hits.append(Hit(i, score, confidence(signals), signals, sentence_scores))
-        return hits
-
-    def _sentence_vectors(self, i: int) -> np.ndarray:
-        return self.stored.sentence_vectors[self._sentence_start[i] : self._sentence_start[i + 1]]
-
-    def _candidates(
-        self, query_vector: np.ndarray, bm25: np.ndarray, articles: np.ndarray
-    ) -> set[int]:
-        """Passages worth scoring: dense neighbours, lexical matches, best articles' passages."""
-        n = len(self.stored.passages)
-        index = self.stored.faiss_index
-        candidates: set[int] = set()
-        if index is not None:
-            _, ids = index.search(query_vector.reshape(1, -1), min(DENSE_CANDIDATES, n))
-            candidates.update(int(i) for i in ids[0] if i >= 0)
-        else:
-            candidates.update(range(n))
-        if bm25.any():
-            top = np.argsort(-bm25)[:LEXICAL_CANDIDATES]
-            candidates.update(int(i) for i in top if bm25[i] > 0)
-        if articles.any():
-            for a in np.argsort(-articles)[:TOP_ARTICLES]:
-                if articles[a] > 0:
-                    candidates.update(self._article_passages.get(int(a), []))
-        return candidates
-
-    def _coverage(self, query_tokens: list[str], weights: list[float], i: int) -> float:
-        total = sum(weights)
-        if not total:
-            return 0.0
-        own = self._tokens_of_passage(i)
-        article = self._tokens_of_article(self.stored.passages[i].article)
-        got = sum(
-            w * (1.0 if t in own else ARTICLE_CREDIT if t in article else 0.0)
-            for t, w in zip(query_tokens, weights, strict=True)
-        )
-        return got / total
-
-    def _sentence_overlap(
-        self, i: int, j: int, query_tokens: list[str], weights: list[float]
-    ) -> float:
-        total = sum(weights)
-        if not total:
-            return 0.0
-        words = self._sentence_tokens(i)[j]
-        return sum(w for t, w in zip(query_tokens, weights, strict=True) if t in words) / total
-
-    def _sentence_tokens(self, i: int) -> list[frozenset[str]]:
-        tokens = self._sentence_token_cache.get(i)
-        if tokens is None:
-            passage = self.stored.passages[i]
-            tokens = [frozenset(tokenize(passage.text[a:b])) for a, b in passage.sentences]
-            self._sentence_token_cache[i] = tokens
-        return tokens
-
-    def _numbers_with_neighbours(self, i: int) -> list[list[frozenset[str]]]:
-        """Per sentence, for each cardinal number (not a year): the stems of its neighbours."""
-        found = self._number_cache.get(i)
-        if found is None:
-            passage = self.stored.passages[i]
-            found = []
-            for a, b in passage.sentences:
-                words = _WORD.findall(passage.text[a:b])
-                stems = [(tokenize(w) or [""])[0] for w in words]
-                found.append(
-                    [
-                        frozenset(stems[max(0, j - NUMBER_WINDOW) : j])
-                        | frozenset(stems[j + 1 : j + 1 + NUMBER_WINDOW])
-                        for j, word in enumerate(words)
-                        if _CARDINAL.match(word) and not _YEAR.match(word.replace(",", ""))
-                    ]
-                )
-            self._number_cache[i] = found
-        return found
-
-    def _quantity(self, i: int, question_words: set[str]) -> list[float]:
-        """Per sentence: 1 where a cardinal number stands next to one of the question's words."""
+        scores = self.ranker.score(rows.matrix)
+        order = np.argsort(-scores, kind="stable")[:limit]
+        probability = self.answerability.probability(rows.matrix[order])
         return [
-            1.0 if any(question_words & near for near in numbers) else 0.0
-            for numbers in self._numbers_with_neighbours(i)
+            Hit(
+                passage=int(rows.ids[j]),
+                score=float(scores[j]),
+                probability=float(p),
+                signals=dict(zip(FEATURES, rows.matrix[j].tolist(), strict=True)),
+                sentence_scores=rows.sentence_scores[j],
+            )
+            for j, p in zip(order.tolist(), probability.tolist(), strict=True)
         ]
-
-
-def confidence(signals: dict[str, float]) -> float:
-    """How sure a hit answers, on an absolute 0-1 scale, for the "not found" decision.
-
-    Only absolute signals count here (BM25 divided by its best is always 1 for
-    the best passage, however poor): the best sentence's cosine, the share of
-    the question's words the passage or its article holds, and, for "how many"
-    questions, a number standing next to what was asked about.
-    """
-    return (
-        0.5 * max(signals["sentence"], 0.0) + 0.5 * signals["coverage"] + 0.1 * signals["quantity"]
-    )

