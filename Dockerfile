@@ -75,6 +75,12 @@ RUN pip freeze | grep -i '^torch==' >/tmp/constraints.txt \
 # ---------------------------------------------------------------- app: wheel + index
 FROM deps AS app
 
+# libgomp: the OpenMP runtime LightGBM (the learned ranker) links against; slim lacks it.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
+
 # QUOTEBOT_EMBED_CACHE: a model converted for an OpenVINO embedding backend while the index
 # is built here is kept there and copied into the runtime image, so no start converts it.
 ENV HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 QUOTEBOT_EMBED_CACHE=/opt/quotebot/models
@@ -103,13 +109,14 @@ LABEL org.opencontainers.image.title="quotebot" \
 
 SHELL ["/bin/bash", "-euo", "pipefail", "-c"]
 
+# libgomp1: the OpenMP runtime LightGBM (the learned ranker) links against.
 # tini as PID 1 forwards SIGTERM to the command (a process that is PID 1 itself ignores
 # signals it has no handler for, as `python -m index search` would) and reaps zombies.
-# DL3008 (pin apt versions): tini comes from the base image's Debian release, whose
+# DL3008 (pin apt versions): tini and libgomp1 come from the base image's Debian release, whose
 # security updates pinning would refuse.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends tini \
+    && apt-get install -y --no-install-recommends tini libgomp1 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 10001 quotebot \
     && useradd --uid 10001 --gid quotebot --no-log-init --create-home --home-dir /home/quotebot \
