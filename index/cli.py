@@ -255,6 +255,78 @@ def evaluate_command(
             typer.echo(f"  - {miss['q']}: {miss['why']}")
 
 
+SharedOpt = Annotated[
+    Path,
+    typer.Option(
+        "--shared-eval",
+        help="The shared evaluation data (SQuAD dev16, Natural Questions, dev_qa.jsonl).",
+    ),
+]
+WorkOpt = Annotated[
+    Path,
+    typer.Option("--work", help="Where the training indexes are built and kept between runs."),
+]
+
+
+@app.command()
+def train(
+    shared_eval: SharedOpt = Path("../shared/eval"),
+    work: WorkOpt = Path("var/training"),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the models here instead of into the package."),
+    ] = None,
+) -> None:
+    """Learn the ranker and the "not found" model, and print their held-out figures.
+
+    Folds are by article; the models written (index/models/) are fitted on every
+    fold, the figures printed come from models that never saw the fold measured.
+    A record of data, folds, seed and figures is written beside the models.
+    """
+    _learn(shared_eval, work, write_models=True, out=out)
+
+
+@app.command()
+def quality(
+    shared_eval: SharedOpt = Path("../shared/eval"),
+    work: WorkOpt = Path("var/training"),
+) -> None:
+    """Print quotebot's held-out figures beside BM25, dense and RRF, one table per set.
+
+    Fits the models fold by fold as ``train`` does, without writing any.
+    """
+    _learn(shared_eval, work, write_models=False, out=None)
+
+
+def _learn(shared_eval: Path, work: Path, *, write_models: bool, out: Path | None) -> None:
+    from index.embeddings import Embedder
+    from index.ranker import MODELS
+    from index.training.datasets import Sources
+    from index.training.run import run
+
+    if not (shared_eval / "squad-dev16" / "qa.jsonl").is_file():
+        raise _fail(
+            f"no evaluation data at {shared_eval} (expected squad-dev16/qa.jsonl there); "
+            "give the folder with --shared-eval"
+        )
+    settings = _settings()
+    repo = Path(__file__).resolve().parent.parent
+    say = lambda message: typer.echo(message, err=True)  # noqa: E731
+    outcome = run(
+        Sources(shared_eval.resolve(), repo),
+        work,
+        Embedder(settings.model),
+        say,
+        write_models=write_models,
+        models_dir=out or MODELS,
+    )
+    typer.echo(outcome.report)
+    typer.echo(
+        f"\n\"not found\" line: probability {outcome.threshold:.3f}; {outcome.seconds:.0f}s"
+        + (f"; models written to {out or MODELS}" if write_models else "")
+    )
+
+
 def _load(index: Path | None, model: str | None):
     from index.engine import QuoteIndex
     from index.store import IndexLoadError
