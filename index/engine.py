@@ -15,7 +15,7 @@ from pathlib import Path
 from index.answers import Answer, Context, Source
 from index.embeddings import Embedder, ModelLoadError, canonical_model_name
 from index.lexical import TOKENIZER
-from index.quotes import MIN_CONFIDENCE, compose_answer, passage_ref, source_of
+from index.quotes import MIN_CONFIDENCE, compose_answer, source_of
 from index.search import Searcher
 from index.store import REBUILD_HINT, IndexLoadError, index_size_bytes, load_index, read_manifest
 
@@ -87,10 +87,7 @@ class QuoteIndex:
         self.embedder = embedder
         self.searcher = Searcher(self.stored, embedder)
         self.min_confidence = MIN_CONFIDENCE if min_confidence is None else min_confidence
-        self._by_ref = {
-            passage_ref(self.stored.articles[p.article], p.start): i
-            for i, p in enumerate(self.stored.passages)
-        }
+        self._sources: list[Source] | None = None
 
     @property
     def build_id(self) -> str:
@@ -122,7 +119,8 @@ class QuoteIndex:
         Returns ``None`` when ``ref`` names no passage of this index (its article
         changed or was removed since the quote was given).
         """
-        i = self._by_ref.get(ref)
+        key, _, start = ref.rpartition(":")
+        i = self.stored.find_passage(key, int(start)) if start.isdigit() else None
         if i is None:
             return None
         passage = self.stored.passages[i]
@@ -139,8 +137,13 @@ class QuoteIndex:
         )
 
     def articles(self) -> list[Source]:
-        """Every indexed article's source, in corpus order."""
-        return [source_of(a) for a in self.stored.articles]
+        """Every indexed article's source, in corpus order (read once, then kept)."""
+        if self._sources is None:
+            stored = self.stored
+            self._sources = [
+                source_of(stored.article(a, body=False)) for a in range(len(stored.articles))
+            ]
+        return list(self._sources)
 
     def stats(self) -> IndexStats:
         m = self.stored.manifest

@@ -22,13 +22,13 @@ densely at once.
 
 from __future__ import annotations
 
-import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
+from index.arrays import concat_ranges
 from index.embeddings import Embedder
 from index.lexical import tokenize
 from index.store import StoredIndex
@@ -53,6 +53,7 @@ _QUANTITY_QUESTION = re.compile(
 _WORD = re.compile(r"\w[\w,.]*\w|\w")
 _CARDINAL = re.compile(r"^\d[\d,.]*$")
 _YEAR = re.compile(r"^(1[5-9]|20)\d\d$")
+_DIGIT = re.compile(r"\d")
 NUMBER_WINDOW = 3
 
 
@@ -68,68 +69,55 @@ class Hit:
 
 
 class Searcher:
-    """Scores passages of a loaded index for a question."""
+    """Scores passages of a loaded index for a question.
+
+    Everything a question needs that does not depend on the question (document
+    frequencies, each passage's and article's words) was counted when the index
+    was built and is read from it: the first question costs what any other does.
+    """
 
     def __init__(self, stored: StoredIndex, embedder: Embedder) -> None:
         self.stored = stored
         self.embedder = embedder
-        starts = np.zeros(len(stored.passages) + 1, dtype=np.int64)
-        np.cumsum([len(p.sentences) for p in stored.passages], out=starts[1:])
-        self._sentence_start = starts
-        self._article_passages: dict[int, list[int]] = {}
-        for i, passage in enumerate(stored.passages):
-            self._article_passages.setdefault(passage.article, []).append(i)
-        self._passage_tokens: dict[int, frozenset[str]] = {}
-        self._article_tokens: dict[int, frozenset[str]] = {}
+        self._sentence_start = stored.sentence_starts
         # Filled lazily, then only read: safe to share between the bot's threads.
         self._sentence_token_cache: dict[int, list[frozenset[str]]] = {}
         self._number_cache: dict[int, list[list[frozenset[str]]]] = {}
 
-    @cached_property
-    def _document_frequency(self) -> dict[str, int]:
-        df: dict[str, int] = {}
-        for i in range(len(self.stored.passages)):
-            for token in self._tokens_of_passage(i):
-                df[token] = df.get(token, 0) + 1
-        return df
-
     def idf(self, token: str) -> float:
-        n = len(self.stored.passages)
-        df = self._document_frequency.get(token, 0)
-        return math.log((n - df + 0.5) / (df + 0.5) + 1.0)
+        return self.stored.passage_bm25.idf(token)
 
     def _tokens_of_passage(self, i: int) -> frozenset[str]:
-        tokens = self._passage_tokens.get(i)
-        if tokens is None:
-            tokens = self._passage_tokens[i] = frozenset(tokenize(self.stored.passages[i].text))
-        return tokens
+        return self.stored.passage_tokens(i)
 
     def _tokens_of_article(self, a: int) -> frozenset[str]:
-        tokens = self._article_tokens.get(a)
-        if tokens is None:
-            article = self.stored.articles[a]
-            tokens = self._article_tokens[a] = frozenset(
-                tokenize(f"{article.title}\n{article.body}")
-            )
-        return tokens
+        return self.stored.article_tokens(a)
 
     def search(self, question: str, limit: int = 20) -> list[Hit]:
         """The best ``limit`` passages for ``question``, best first."""
-        if not self.stored.passages:
+        if not len(self.stored.passages):
             return []
         query_vector = self.embedder.encode_query(question)
         query_tokens = list(dict.fromkeys(tokenize(question)))
-        bm25_all = self.stored.passage_bm25.scores(query_tokens)
-        article_all = self.stored.article_bm25.scores(query_tokens)
-        candidates = self._candidates(query_vector, bm25_all, article_all)
+        passage_bm25, article_bm25_index = self.stored.passage_bm25, self.stored.article_bm25
+        top_passages, top_scores = passage_bm25.search(query_tokens, LEXICAL_CANDIDATES)
+        top_articles, article_scores = article_bm25_index.search(query_tokens, TOP_ARTICLES)
+        candidates = self._candidates(query_vector, top_passages, top_articles)
         if not candidates:
             return []
         ids = np.fromiter(sorted(candidates), dtype=np.int64)
         dense = self.stored.passage_vectors[ids] @ query_vector
-        bm25 = bm25_all[ids] / (float(bm25_all.max()) or 1.0)
-        article_of = np.array([self.stored.passages[i].article for i in ids])
-        article_bm25 = article_all[article_of] / (float(article_all.max()) or 1.0)
+        best = float(top_scores[0]) if len(top_scores) else 0.0
+        bm25 = passage_bm25.scores_of(query_tokens, ids) / (best or 1.0)
+        article_of = self.stored.passages.article_ids[ids]
+        best_article = float(article_scores[0]) if len(article_scores) else 0.0
+        article_bm25 = article_bm25_index.scores_of(query_tokens, article_of) / (
+            best_article or 1.0
+        )
         weights = [self.idf(t) for t in query_tokens]
+        rows = concat_ranges(self._sentence_start[ids], self._sentence_start[ids + 1])
+        sentence_scores = self.stored.sentence_vectors[rows] @ query_vector
+        bounds = np.concatenate([[0], np.cumsum(np.diff(self._sentence_start)[ids])])
         quantity_words = (
             {t for t in query_tokens if not t[0].isdigit()}
             if _QUANTITY_QUESTION.search(question)
@@ -138,7 +126,7 @@ class Searcher:
 
         scored: list[tuple[float, int, dict[str, float], np.ndarray, list[float]]] = []
         for row, i in enumerate(ids.tolist()):
-            per_sentence = self._sentence_vectors(i) @ query_vector
+            per_sentence = sentence_scores[bounds[row] : bounds[row + 1]]
             per_quantity = (
                 self._quantity(i, quantity_words)
                 if quantity_words is not None
@@ -169,11 +157,8 @@ class Searcher:
             hits.append(Hit(i, score, confidence(signals), signals, sentence_scores))
         return hits
 
-    def _sentence_vectors(self, i: int) -> np.ndarray:
-        return self.stored.sentence_vectors[self._sentence_start[i] : self._sentence_start[i + 1]]
-
     def _candidates(
-        self, query_vector: np.ndarray, bm25: np.ndarray, articles: np.ndarray
+        self, query_vector: np.ndarray, passages: np.ndarray, articles: np.ndarray
     ) -> set[int]:
         """Passages worth scoring: dense neighbours, lexical matches, best articles' passages."""
         n = len(self.stored.passages)
@@ -184,13 +169,9 @@ class Searcher:
             candidates.update(int(i) for i in ids[0] if i >= 0)
         else:
             candidates.update(range(n))
-        if bm25.any():
-            top = np.argsort(-bm25)[:LEXICAL_CANDIDATES]
-            candidates.update(int(i) for i in top if bm25[i] > 0)
-        if articles.any():
-            for a in np.argsort(-articles)[:TOP_ARTICLES]:
-                if articles[a] > 0:
-                    candidates.update(self._article_passages.get(int(a), []))
+        candidates.update(passages.tolist())
+        for a in articles.tolist():
+            candidates.update(self.stored.passages_of(a))
         return candidates
 
     def _coverage(self, query_tokens: list[str], weights: list[float], i: int) -> float:
@@ -229,12 +210,18 @@ class Searcher:
             passage = self.stored.passages[i]
             found = []
             for a, b in passage.sentences:
-                words = _WORD.findall(passage.text[a:b])
-                stems = [(tokenize(w) or [""])[0] for w in words]
+                sentence = passage.text[a:b]
+                if not _DIGIT.search(sentence):
+                    found.append([])  # no number: nothing to stem
+                    continue
+                words = _WORD.findall(sentence)
+                stem = _stem_of(words)
                 found.append(
                     [
-                        frozenset(stems[max(0, j - NUMBER_WINDOW) : j])
-                        | frozenset(stems[j + 1 : j + 1 + NUMBER_WINDOW])
+                        frozenset(stem(k) for k in range(max(0, j - NUMBER_WINDOW), j))
+                        | frozenset(
+                            stem(k) for k in range(j + 1, min(len(words), j + 1 + NUMBER_WINDOW))
+                        )
                         for j, word in enumerate(words)
                         if _CARDINAL.match(word) and not _YEAR.match(word.replace(",", ""))
                     ]
@@ -248,6 +235,18 @@ class Searcher:
             1.0 if any(question_words & near for near in numbers) else 0.0
             for numbers in self._numbers_with_neighbours(i)
         ]
+
+
+def _stem_of(words: list[str]) -> Callable[[int], str]:
+    """The first token of word ``k`` ("" for a stopword), each worked out once."""
+    stems: dict[int, str] = {}
+
+    def stem(k: int) -> str:
+        if k not in stems:
+            stems[k] = (tokenize(words[k]) or [""])[0]
+        return stems[k]
+
+    return stem
 
 
 def confidence(signals: dict[str, float]) -> float:

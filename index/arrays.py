@@ -1,0 +1,97 @@
+"""Small array helpers for the store: ranges, and .npy files written a piece at a time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+_ALIGN = 64  # numpy pads .npy headers so the data starts at a multiple of this
+
+
+def concat_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """``np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])``, without the loop."""
+    starts = np.asarray(starts, dtype=np.int64)
+    counts = np.asarray(ends, dtype=np.int64) - starts
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    shift = starts - (np.cumsum(counts) - counts)
+    return np.repeat(shift, counts) + np.arange(total, dtype=np.int64)
+
+
+class NpyAppender:
+    """A ``.npy`` file written row block by row block, its shape set when it is closed.
+
+    The header is written first with room to spare and rewritten in place at the
+    end, so rows go straight to disk: a million vectors never sit in memory.
+    ``np.load(path, mmap_mode="r")`` reads the result like any ``.npy``.
+    """
+
+    def __init__(self, path: Path, dtype: np.dtype | str, row_shape: tuple[int, ...] = ()) -> None:
+        self.path = path
+        self.dtype = np.dtype(dtype)
+        self.row_shape = tuple(row_shape)
+        self.rows = 0
+        self._handle = open(path, "wb")  # noqa: SIM115 (closed in close())
+        self._handle.write(self._header(0))
+
+    def append(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        if block.shape[1:] != self.row_shape:
+            raise ValueError(
+                f"{self.path.name}: rows of shape {block.shape[1:]}, not {self.row_shape}"
+            )
+        self._handle.write(block.tobytes())
+        self.rows += len(block)
+
+    def close(self) -> None:
+        if self._handle.closed:
+            return
+        self._handle.seek(0)
+        self._handle.write(self._header(self.rows))
+        self._handle.close()
+
+    def __enter__(self) -> NpyAppender:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _text(self, rows: int) -> str:
+        shape = (rows, *self.row_shape)
+        descr = np.lib.format.dtype_to_descr(self.dtype)
+        return repr({"descr": descr, "fortran_order": False, "shape": shape})
+
+    def _header(self, rows: int) -> bytes:
+        # As long as the longest row count needs, rounded up as numpy aligns headers.
+        longest = len(self._text(10**18)) + 1
+        room = -(-(10 + longest) // _ALIGN) * _ALIGN - 10
+        if room > 0xFFFF:
+            raise ValueError(f"{self.path.name}: header too long")
+        body = (self._text(rows).ljust(room - 1) + "\n").encode("latin1")
+        return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body
+
+
+def npy_shape(path: Path) -> tuple[int, ...]:
+    """The shape recorded in a ``.npy`` file's header, without reading its data."""
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        header = (
+            np.lib.format.read_array_header_1_0(handle)
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0(handle)
+        )
+    return tuple(header[0])
+
+
+def fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
