@@ -80,6 +80,14 @@ class NpyAppender:
         return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body
 
 
+def mapped(path: Path) -> np.ndarray:
+    """A ``.npy`` file memory-mapped read-only, as a plain array (``np.memmap``'s own
+    indexing costs microseconds a call; the mapping lives as long as the array)."""
+    if np.prod(npy_shape(path)) == 0:
+        return np.load(path)  # nothing to map (and an empty mapping is an error)
+    return np.load(path, mmap_mode="r").view(np.ndarray)
+
+
 def npy_shape(path: Path) -> tuple[int, ...]:
     """The shape recorded in a ``.npy`` file's header, without reading its data."""
     with open(path, "rb") as handle:

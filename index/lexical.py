@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import Stemmer
 
-from index.arrays import concat_ranges
+from index.arrays import concat_ranges, mapped
 
 # Name of the tokenization below, recorded in the manifest.
 TOKENIZER = "words-folded-sklearn-stop-snowball-v2"
@@ -150,7 +150,7 @@ class Postings:
     def load(cls, directory: Path) -> Postings:
         text = (directory / TERMS_FILE).read_text(encoding="utf-8")
         terms = text.split("\n")[:-1] if text else []
-        arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
+        arrays = {name: mapped(directory / f"{name}.npy") for name in _ARRAYS}
         postings = cls(terms, arrays)
         if len(postings.indptr) != len(terms) + 1 or postings.indptr[-1] != len(postings.docs):
             raise ValueError(f"{directory}: postings do not match the term list")
@@ -269,11 +269,18 @@ class LexicalIndex:
     """
 
     def __init__(
-        self, parts: Sequence[Postings], logical: Sequence[np.ndarray | None], size: int
+        self,
+        parts: Sequence[Postings],
+        logical: Sequence[np.ndarray | None],
+        size: int,
+        where: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
+        """``where``: for each document of the store, its part and local number (None: one
+        part, numbered as the store numbers them)."""
         self._parts = list(parts)
         self._logical = list(logical)
         self._size = size
+        self._where = where
         self._live_df: list[np.ndarray] = []
         total_length = 0
         for part, mapping in zip(self._parts, self._logical, strict=True):
@@ -369,13 +376,48 @@ class LexicalIndex:
         scores, _ = self._accumulate(tuple(query_tokens))
         return scores[np.asarray(ids, dtype=np.int64)]
 
-    def tokens_of(self, doc: int, locate: tuple[int, int] | None = None) -> frozenset[str]:
-        """The distinct words of document ``doc`` (``locate``: its part and local number)."""
-        part_no, local = locate if locate is not None else (0, doc)
-        part = self._parts[part_no]
-        terms, _ = part.document_terms(local)
+    def tokens_of(self, doc: int) -> frozenset[str]:
+        """The distinct words of document ``doc`` (as counted when the index was built)."""
+        part_no, local = self._locate(np.array([doc], dtype=np.int64))
+        part = self._parts[int(part_no[0])]
+        terms, _ = part.document_terms(int(local[0]))
         words = part.terms
         return frozenset(words[t] for t in terms.tolist() if words[t] != EMPTY)
+
+    def holding(self, query_tokens: Sequence[str], ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Which query words each document holds: bool, ``len(ids)`` × ``len(query_tokens)``.
+
+        Read from the documents' stored word lists (the forward index), so it costs
+        the length of those documents, not of the words' posting lists.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.zeros((len(ids), len(query_tokens)), dtype=bool)
+        if not len(ids) or not len(query_tokens):
+            return out
+        part_of, local = self._locate(ids)
+        for p, part in enumerate(self._parts):
+            wanted = {part.vocab[t]: j for j, t in enumerate(query_tokens) if t in part.vocab}
+            if not wanted:
+                continue
+            rows = np.flatnonzero(part_of == p)
+            if not len(rows):
+                continue
+            docs = local[rows]
+            starts = np.asarray(part.forward_indptr)[docs]
+            ends = np.asarray(part.forward_indptr)[docs + 1]
+            entries = concat_ranges(starts, ends)
+            terms = np.asarray(part.forward_terms)[entries]
+            owner = np.repeat(rows, ends - starts)
+            query_ids = np.fromiter(wanted, dtype=np.int64, count=len(wanted))
+            hit = np.isin(terms, query_ids)
+            columns = np.array([wanted[t] for t in terms[hit].tolist()], dtype=np.int64)
+            out[owner[hit], columns] = True
+        return out
+
+    def _locate(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._where is None:
+            return np.zeros(len(ids), dtype=np.int64), ids
+        return self._where[0][ids], self._where[1][ids]
 
     def _accumulate(self, tokens: tuple[str, ...]) -> tuple[np.ndarray, list[np.ndarray]]:
         with self._lock:

@@ -115,6 +115,7 @@ class Searcher:
             best_article or 1.0
         )
         weights = [self.idf(t) for t in query_tokens]
+        coverage = self._coverage(query_tokens, weights, ids, article_of)
         rows = concat_ranges(self._sentence_start[ids], self._sentence_start[ids + 1])
         sentence_scores = self.stored.sentence_vectors[rows] @ query_vector
         bounds = np.concatenate([[0], np.cumsum(np.diff(self._sentence_start)[ids])])
@@ -137,7 +138,7 @@ class Searcher:
                 "sentence": float(per_sentence.max()) if len(per_sentence) else float(dense[row]),
                 "bm25": float(bm25[row]),
                 "article_bm25": float(article_bm25[row]),
-                "coverage": self._coverage(query_tokens, weights, i),
+                "coverage": float(coverage[row]),
                 "quantity": max(per_quantity, default=0.0),
             }
             score = sum(WEIGHTS[k] * v for k, v in signals.items())
@@ -174,17 +175,17 @@ class Searcher:
             candidates.update(self.stored.passages_of(a))
         return candidates
 
-    def _coverage(self, query_tokens: list[str], weights: list[float], i: int) -> float:
+    def _coverage(
+        self, query_tokens: list[str], weights: list[float], ids: np.ndarray, articles: np.ndarray
+    ) -> np.ndarray:
+        """Per passage: the IDF-weighted share of the question's words it (or its article) has."""
         total = sum(weights)
         if not total:
-            return 0.0
-        own = self._tokens_of_passage(i)
-        article = self._tokens_of_article(self.stored.passages[i].article)
-        got = sum(
-            w * (1.0 if t in own else ARTICLE_CREDIT if t in article else 0.0)
-            for t, w in zip(query_tokens, weights, strict=True)
-        )
-        return got / total
+            return np.zeros(len(ids))
+        own = self.stored.passage_bm25.holding(query_tokens, ids)
+        article = self.stored.article_bm25.holding(query_tokens, articles)
+        credit = np.where(own, 1.0, np.where(article, ARTICLE_CREDIT, 0.0))
+        return credit @ np.asarray(weights, dtype=np.float64) / total
 
     def _sentence_overlap(
         self, i: int, j: int, query_tokens: list[str], weights: list[float]

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from index import dense
-from index.arrays import NpyAppender
+from index.arrays import NpyAppender, mapped
 from index.corpus import Article
 from index.lexical import Postings, PostingsWriter, Words, count_words, tokenize
 
@@ -295,11 +295,11 @@ class Segment:
         if self.meta.get("format") != SEGMENT_FORMAT:
             raise ValueError(f"segment {directory.name} has format {self.meta.get('format')}")
         self.name = directory.name
-        self.articles = np.load(directory / "articles.npy", mmap_mode="r")
-        self.passages = np.load(directory / "passages.npy", mmap_mode="r")
-        self.sentences = np.load(directory / "sentences.npy", mmap_mode="r")
-        self.passage_vectors = np.load(directory / "passage-vectors.npy", mmap_mode="r")
-        self.sentence_vectors = np.load(directory / "sentence-vectors.npy", mmap_mode="r")
+        self.articles = mapped(directory / "articles.npy")
+        self.passages = mapped(directory / "passages.npy")
+        self.sentences = mapped(directory / "sentences.npy")
+        self.passage_vectors = mapped(directory / "passage-vectors.npy")
+        self.sentence_vectors = mapped(directory / "sentence-vectors.npy")
         self.passage_words = Postings.load(directory / "passage-words")
         self.article_words = Postings.load(directory / "article-words")
         with open(directory / "articles.bin", "rb") as handle:

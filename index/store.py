@@ -47,7 +47,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from index.arrays import concat_ranges
+from index.arrays import concat_ranges, mapped
 from index.checksums import damage, file_sha256, read_stamp, write_stamp
 from index.corpus import Article
 from index.lexical import LexicalIndex
@@ -162,7 +162,7 @@ def load_index(index_dir: Path) -> StoredIndex:
     root = build_dir_of(index_dir)
     try:
         segments = [Segment(root / name) for name in manifest.segments]
-        view = np.load(root / VIEW, mmap_mode="r")
+        view = mapped(root / VIEW)
         paths = {int(k): v for k, v in json.loads((root / PATHS).read_text("utf-8")).items()}
         stored = StoredIndex(manifest, segments, view, paths)
     except Exception as err:  # any unreadable part means the same thing to the user
@@ -246,9 +246,12 @@ class StoredIndex:
             per_passage = np.asarray(segment.passages["sentences"], dtype=np.int64)
             self._passage_logical: list[np.ndarray | None] = [None]
             article_logical: list[np.ndarray | None] = [None]
+            passage_where: tuple[np.ndarray, np.ndarray] | None = None
+            article_where: tuple[np.ndarray, np.ndarray] | None = None
         else:
             self._passage_map = concat_ranges(first, first + count)
             p_seg = np.searchsorted(self._passage_base, self._passage_map, side="right") - 1
+            passage_where = (p_seg, self._passage_map - self._passage_base[p_seg])
             s_first = np.zeros(n_passages, dtype=np.int64)
             per_passage = np.zeros(n_passages, dtype=np.int64)
             self._passage_logical = []
@@ -262,6 +265,7 @@ class StoredIndex:
                 self._passage_logical.append(logical)
             self._sentence_map = concat_ranges(s_first, s_first + per_passage)
             article_logical = list(self._article_logical)
+            article_where = (seg_of, local)
         self.sentence_starts = np.zeros(n_passages + 1, dtype=np.int64)
         np.cumsum(per_passage, out=self.sentence_starts[1:])
         self.articles = ArticleTable(self)
@@ -283,10 +287,13 @@ class StoredIndex:
             dimension,
         )
         self.passage_bm25 = LexicalIndex(
-            [s.passage_words for s in self.segments], self._passage_logical, n_passages
+            [s.passage_words for s in self.segments],
+            self._passage_logical,
+            n_passages,
+            passage_where,
         )
         self.article_bm25 = LexicalIndex(
-            [s.article_words for s in self.segments], article_logical, n_articles
+            [s.article_words for s in self.segments], article_logical, n_articles, article_where
         )
         self.faiss_index = DenseSearch(self.segments, self._passage_logical, dimension)
         hashes = np.empty(n_articles, dtype="S64")
@@ -372,11 +379,11 @@ class StoredIndex:
 
     def passage_tokens(self, i: int) -> frozenset[str]:
         """The distinct BM25 words of passage ``i`` (stored at build time)."""
-        return self.passage_bm25.tokens_of(i, self.passage_location(i))
+        return self.passage_bm25.tokens_of(i)
 
     def article_tokens(self, a: int) -> frozenset[str]:
         """The distinct BM25 words of article ``a``, title included (stored at build time)."""
-        return self.article_bm25.tokens_of(a, self.article_location(a))
+        return self.article_bm25.tokens_of(a)
 
 
 class ArticleTable(Sequence[Article]):

@@ -111,7 +111,13 @@ PUBLISHERS = (
 _SENTENCE_END = re.compile(r"[.!?\"”’)]$")
 _BULLET = re.compile(r"^\s*(?:[-*•·▪◦‣#|>]|\d{1,2}[.)])")
 # build_index's stage messages by their first word, and what the tables call them.
-STAGE_NAMES = {"splitting": "split", "embedding": "embed", "building": "bm25", "writing": "write"}
+STAGE_NAMES = {
+    "splitting": "split",
+    "embedding": "embed",
+    "building": "bm25",
+    "indexing": "ann",
+    "writing": "write",
+}
 RESULT = "RESULT "  # prefix of the one line a child process reports its figures on
 
 
@@ -548,7 +554,9 @@ def load_embedder(spec: dict[str, Any]) -> Embedder:
     return Embedder(spec["model"], spec.get("backend"), cache_dir=cache)
 
 
-def timed_build(label: str, corpus: Path, index_dir: Path, embedder: Embedder) -> dict[str, Any]:
+def timed_build(
+    label: str, corpus: Path, index_dir: Path, embedder: Embedder, ann_min: int | None = None
+) -> dict[str, Any]:
     """``build_index`` with the embedder wrapped, its stages timed and shown as they pass.
 
     The first stage, "read", is everything before ``build_index`` announces the
@@ -567,6 +575,7 @@ def timed_build(label: str, corpus: Path, index_dir: Path, embedder: Embedder) -
             embedder=timer.as_embedder(),
             progress=False,
             on_stage=progress.on_stage,
+            ann_min=ann_min,
         )
         ended = time.perf_counter()
     return {
@@ -609,7 +618,7 @@ def child_build(spec: dict[str, Any]) -> dict[str, Any]:
     model_rss = peak_rss_mib()
     shutil.rmtree(index_dir, ignore_errors=True)
 
-    build = timed_build(f"{label} build", corpus, index_dir, embedder)
+    build = timed_build(f"{label} build", corpus, index_dir, embedder, spec.get("ann_min"))
     build_rss = peak_rss_mib()
     say(
         f"    {label}: build {seconds(build['seconds'])}, peak RSS {build_rss:,.0f} MiB "
@@ -622,7 +631,9 @@ def child_build(spec: dict[str, Any]) -> dict[str, Any]:
         up_to_date = is_up_to_date(corpus, index_dir, embedder.name)
         check_seconds = time.perf_counter() - started
 
-    rebuild = timed_build(f"{label} rebuild, unchanged", corpus, index_dir, embedder)
+    rebuild = timed_build(
+        f"{label} rebuild, unchanged", corpus, index_dir, embedder, spec.get("ann_min")
+    )
     return {
         "build": build,
         "rebuild": rebuild,
@@ -684,7 +695,9 @@ def child_serve(spec: dict[str, Any]) -> dict[str, Any]:
     maker = ArticleMaker(_pool(), random.Random(f"{spec['seed']}-append"))
     lines = [json_line(maker.article(f"append-{n:02d}", 10)) for n in range(APPENDED_ARTICLES)]
     with appended(corpus / ARCHIVE, lines):
-        append = timed_build(f"{label} append {APPENDED_ARTICLES}", corpus, index_dir, embedder)
+        append = timed_build(
+            f"{label} append {APPENDED_ARTICLES}", corpus, index_dir, embedder, spec.get("ann_min")
+        )
     return {
         "load_seconds": load_seconds,
         "serve_rss_mib": serve_rss,
@@ -887,6 +900,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the archives, questions and tiny model"
     )
+    parser.add_argument(
+        "--ann-min",
+        type=int,
+        default=None,
+        help="passages from which a segment gets an approximate (IVF) index "
+        "(default: the index's own threshold); 0 measures IVF's recall at any size",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.sizes is None:
@@ -947,6 +967,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "corpus": str(corpus),
             "index": str(workdir / "indexes" / model_slug(model) / corpus.name),
             "questions": args.questions,
+            "ann_min": args.ann_min,
             "seed": args.seed,
         }
         build = run_child("build", spec)
