@@ -396,22 +396,22 @@ class LexicalIndex:
             return out
         part_of, local = self._locate(ids)
         for p, part in enumerate(self._parts):
-            wanted = {part.vocab[t]: j for j, t in enumerate(query_tokens) if t in part.vocab}
-            if not wanted:
-                continue
+            term_ids = [part.vocab.get(t, -1) for t in query_tokens]
+            wanted = np.unique([t for t in term_ids if t >= 0])
             rows = np.flatnonzero(part_of == p)
-            if not len(rows):
+            if not len(wanted) or not len(rows):
                 continue
             docs = local[rows]
             starts = np.asarray(part.forward_indptr)[docs]
             ends = np.asarray(part.forward_indptr)[docs + 1]
-            entries = concat_ranges(starts, ends)
-            terms = np.asarray(part.forward_terms)[entries]
+            terms = np.asarray(part.forward_terms)[concat_ranges(starts, ends)]
             owner = np.repeat(rows, ends - starts)
-            query_ids = np.fromiter(wanted, dtype=np.int64, count=len(wanted))
-            hit = np.isin(terms, query_ids)
-            columns = np.array([wanted[t] for t in terms[hit].tolist()], dtype=np.int64)
-            out[owner[hit], columns] = True
+            hit = np.isin(terms, wanted)
+            has = np.zeros((len(ids), len(wanted)), dtype=bool)
+            has[owner[hit], np.searchsorted(wanted, terms[hit])] = True
+            for j, term in enumerate(term_ids):
+                if term >= 0:
+                    out[:, j] |= has[:, int(np.searchsorted(wanted, term))]
         return out
 
     def _locate(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
