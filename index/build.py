@@ -25,7 +25,7 @@ import math
 import multiprocessing
 import os
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -78,6 +78,7 @@ MAX_DEAD_SHARE = 0.3  # a segment that lost more of its articles is rewritten
 MERGE_FACTOR = 4  # this many segments of one size class are merged into one
 MERGE_BASE = 100  # articles: the smallest size class
 EMBED_BATCH = 64
+RECENT_VECTORS = 50_000  # texts whose vectors a build keeps for repeats (~80 MB)
 
 
 class StrictBuildError(RuntimeError):
@@ -643,12 +644,14 @@ def _add_new(
     if chars < POOL_MIN_CHARS:
         workers = 1
     chunks = list(_chunks(news))
+    recent = _RecentVectors()
     split_bar = tqdm(total=len(news), unit="article", desc="splitting", disable=not progress)
     embed_bar = tqdm(total=0, unit="text", desc="embedding", disable=not progress)
     with split_bar, embed_bar:
         for chunk, splits in zip(chunks, _splits(chunks, embedder, workers), strict=True):
             split_bar.update(len(chunk))
-            vectors = _embed_chunk([e.article for _, e in chunk], splits, embedder, embed_bar)
+            articles = [e.article for _, e in chunk]
+            vectors = _embed_chunk(articles, splits, embedder, embed_bar, recent)
             for (i, entry), split, (pv, sv) in zip(chunk, splits, vectors, strict=True):
                 spans, passage_words, article_words = split
                 local[i] = segment.add(
@@ -664,8 +667,33 @@ def _released(article: Article) -> Article:
     return Article(article.path, article.title, "", content_hash=article.content_hash)
 
 
+class _RecentVectors:
+    """Vectors of the texts embedded last in this build, so that a text repeated from one
+    chunk to another (a wire service's boilerplate sentence) is embedded once."""
+
+    def __init__(self, size: int = RECENT_VECTORS) -> None:
+        self.size = size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def get(self, text: str) -> np.ndarray | None:
+        vector = self._vectors.get(text)
+        if vector is not None:
+            self._vectors.move_to_end(text)
+        return vector
+
+    def put(self, text: str, vector: np.ndarray) -> None:
+        self._vectors[text] = vector
+        self._vectors.move_to_end(text)
+        while len(self._vectors) > self.size:
+            self._vectors.popitem(last=False)
+
+
 def _embed_chunk(
-    articles: Sequence[Article], splits: Sequence[_Split], embedder: Embedder, bar: tqdm
+    articles: Sequence[Article],
+    splits: Sequence[_Split],
+    embedder: Embedder,
+    bar: tqdm,
+    recent: _RecentVectors,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Passage and sentence vectors of each article, every distinct text embedded once."""
     per_article: list[tuple[list[str], list[str]]] = []
@@ -675,15 +703,24 @@ def _embed_chunk(
         per_article.append((texts, sentences))
     unique = list(dict.fromkeys(t for texts, sents in per_article for t in (*texts, *sents)))
     vectors = np.zeros((len(unique), embedder.dimension), dtype=np.float32)
+    missing: list[int] = []
+    for i, text in enumerate(unique):
+        known = recent.get(text)
+        if known is None:
+            missing.append(i)
+        else:
+            vectors[i] = known
     # Longest first, as sentence-transformers orders one encode call: batches of
     # like-length texts waste no work on padding.
-    order = sorted(range(len(unique)), key=lambda i: -len(unique[i]))
-    bar.total += len(unique)
+    order = sorted(missing, key=lambda i: -len(unique[i]))
+    bar.total += len(order)
     bar.refresh()
     for start in range(0, len(order), EMBED_BATCH):
         rows = order[start : start + EMBED_BATCH]
         vectors[rows] = embedder.encode([unique[i] for i in rows], batch_size=EMBED_BATCH)
         bar.update(len(rows))
+    for i in order:
+        recent.put(unique[i], vectors[i].copy())
     row = {text: i for i, text in enumerate(unique)}
     dim = embedder.dimension
     out: list[tuple[np.ndarray, np.ndarray]] = []
