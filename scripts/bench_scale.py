@@ -30,12 +30,12 @@ What each figure is:
 - *peak RSS*: ``ru_maxrss`` of a process that loaded the model and built the
   index (model included); each size is built and served in fresh processes;
 - *load*: ``QuoteIndex(index_dir, embedder=model_already_loaded)``;
-  *first answer*: the first question after that (lazy caches fill);
+  *first answer*: the first question after that;
 - *answer p50/p95* over ``--questions`` questions (6-10 consecutive words of a
   random sentence of the archive, and some of ``dev_qa.jsonl``), the query
   embedding cache cleared before each, beside bare query embedding;
-- *recall@10*: the FAISS index's top 10 against an exact inner-product top 10
-  over the stored passage vectors (1.0 while the index is exact);
+- *recall@10*: the store's nearest-passage search, top 10, against an exact
+  inner-product top 10 over the stored passage vectors (1.0 where exact);
 - *append 10*: 10 articles (100 passages) appended to the archive, then ``build_index``
   (the archive is cut back to its size afterwards);
 - *up-to-date check* (``is_up_to_date``, what ``--if-changed`` runs) and
@@ -480,10 +480,11 @@ def ann_recall_at_k(stored: StoredIndex, queries: np.ndarray, k: int = RECALL_K)
     The exact top ``k`` is a brute-force inner product over
     ``stored.passage_vectors`` (in chunks, so a million vectors need no
     million-by-queries matrix), and the approximate one is whatever
-    ``stored.faiss_index.search`` gives with its settings as loaded: exact
-    today (``IndexFlatIP``, so 1.0), the figure to watch once it is an
-    approximate index. A returned passage scoring as high as the exact
-    ``k``-th counts as found, so ties do not read as misses.
+    ``stored.faiss_index.search`` gives with its settings as loaded: 1.0 for
+    segments searched exactly, less for those with an approximate (IVF) index
+    (``index/dense.py``; ``--ann-min 0`` gives every segment one). A returned
+    passage scoring as high as the exact ``k``-th counts as found, so ties do not
+    read as misses.
     """
     import numpy as np
 
