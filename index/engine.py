@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index.answers import Answer, Context, Source
+from index.backend import open_store
 from index.embeddings import Embedder, ModelLoadError, canonical_model_name
 from index.lexical import TOKENIZER
 from index.quotes import MIN_CONFIDENCE, compose_answer, source_of
 from index.search import Searcher
-from index.store import REBUILD_HINT, IndexLoadError, index_size_bytes, load_index, read_manifest
+from index.store import REBUILD_HINT, IndexLoadError, index_size_bytes, read_manifest
 
 log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 1000
@@ -61,7 +62,7 @@ class QuoteIndex:
         self.index_dir = index_dir
         self._model = model
         self._min_confidence = min_confidence
-        self.stored = load_index(index_dir)
+        self.stored = open_store(index_dir)
         manifest = self.stored.manifest
         if model and canonical_model_name(model) != manifest.model:
             raise IndexLoadError(
@@ -124,11 +125,9 @@ class QuoteIndex:
         if i is None:
             return None
         passage = self.stored.passages[i]
-        same = [
-            j
-            for j in range(max(0, i - radius), min(len(self.stored.passages), i + radius + 1))
-            if self.stored.passages[j].article == passage.article
-        ]
+        siblings = list(self.stored.passages_of(passage.article))
+        at = siblings.index(i)
+        same = siblings[max(0, at - radius) : at + radius + 1]
         return Context(
             source=source_of(self.stored.articles[passage.article]),
             passages=tuple(self.stored.passages[j].text for j in same),

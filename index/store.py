@@ -94,6 +94,7 @@ class Manifest:
     # corpus path -> [size, mtime_ns, lines read (archives)], as the build read it
     file_stats: dict[str, list[int]] = field(default_factory=dict)
     read_at_ns: int = 0  # when the build started reading the corpus
+    store: str = "embedded"  # the storage backend that keeps it (index/backend.py)
 
 
 def build_dir_of(index_dir: Path) -> Path:

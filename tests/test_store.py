@@ -298,6 +298,17 @@ def test_an_archive_that_grew_is_read_from_where_the_last_build_stopped(tmp_path
 # ------------------------------------------------------------------ pieces
 
 
+def test_the_embedded_store_is_a_storage_backend(seed_index_dir):
+    from index.backend import LexicalSearch, NearestPassages, PassageStore, VectorRows, open_store
+
+    stored = open_store(seed_index_dir)
+    assert isinstance(stored, PassageStore)
+    assert isinstance(stored.faiss_index, NearestPassages)
+    assert isinstance(stored.passage_bm25, LexicalSearch)
+    assert isinstance(stored.sentence_vectors, VectorRows)
+    assert stored.manifest.store == "embedded"
+
+
 def test_bm25_scores_are_bm25s_own(tmp_path):
     """The store's BM25 gives bm25s's scores (which the index used before), per segment too."""
     import bm25s
