@@ -216,7 +216,8 @@ def test_index_whose_words_were_split_another_way_is_rebuilt(tmp_path, embedder)
     assert is_up_to_date(corpus, index_dir, MODEL)
     manifest_path = index_dir / "current" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest_path.write_text(json.dumps({**manifest, "tokenizer": "words-sklearn-stop-snowball-v1"}))
+    old_tokenizer = "words-sklearn-stop-snowball-v1"
+    manifest_path.write_text(json.dumps({**manifest, "tokenizer": old_tokenizer}))
     assert not is_up_to_date(corpus, index_dir, MODEL)
     with pytest.raises(IndexLoadError, match=r"splits words.*rebuild"):
         QuoteIndex(index_dir, MODEL, embedder=embedder)
