@@ -1,27 +1,27 @@
 """Nearest passages by vector: one small interface, an exact and an approximate backend.
 
-A segment of the store keeps its passage vectors in a memory-mapped ``.npy``; a
-dense backend answers "the ``k`` vectors with the highest inner product with
-this query" over them, skipping removed rows. Backends are picked by name
-(:func:`backend`), and the name a segment was built with is recorded in its
-``segment.json``, so it is loaded the way it was written:
+A segment of the store keeps its passage vectors memory-mapped; a dense backend
+answers "the ``k`` vectors with the highest inner product with this query" over
+them, skipping removed rows. Backends are picked by name (:func:`backend`), and
+the name a segment was built with is recorded in its ``segment.json``, so it is
+loaded the way it was written:
 
 - ``exact``: FAISS's brute-force k-NN (``faiss.knn``) straight over the mapped
-  vectors: no file of its own and no second copy of the vectors;
-- ``ivf``: a FAISS inverted-file index (``IndexIVFFlat``: the vectors grouped
-  around ``nlist`` k-means centroids, ``nprobe`` groups read per query), read
-  with ``IO_FLAG_MMAP`` so its lists stay on disk until a query touches them;
+  ``passage-vectors.npy``: no file of its own and no second copy of the vectors;
+- ``hnsw``: a FAISS HNSW graph (``IndexHNSWFlat``, inner product). Its file ends
+  with the vectors themselves, so the segment keeps no ``passage-vectors.npy``:
+  FAISS maps them (``IO_FLAG_MMAP_IFC``) and the store reads rows from the same
+  mapped bytes, held once. Only the graph is read into memory;
 - ``numpy``: exact search in plain NumPy, the reference the tests hold the
   others to.
 
-:func:`choose` picks exact below ``ANN_MIN_VECTORS`` and IVF above (README,
-"How answers are found", says how both numbers were measured). A remote engine
-(OpenSearch's k-NN, say) would be one more class with these four methods.
+:func:`choose` picks exact below ``ANN_MIN_VECTORS`` and HNSW above (README, "The
+index on disk", says how both were measured). A remote engine (OpenSearch's
+k-NN, say) would be one more class with these few methods.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -31,20 +31,16 @@ import faiss
 import numpy as np
 
 # Below this many vectors a segment is searched exactly. Measured on 2 busy cores
-# (README): exact search costs ~0.05 ms per 1,000 vectors, 2.5 ms at 50,000; IVF
-# answers a query in 1-3 ms at any size here, but must be trained and is approximate.
-ANN_MIN_VECTORS = 50_000
-IVF_FILE = "ivf.faiss"
-# IVF: nlist = IVF_LISTS_PER_SQRT × √n centroids, trained on IVF_TRAIN_PER_LIST vectors
-# per centroid, and IVF_PROBE_SHARE of the lists (at least IVF_MIN_PROBES) read per
-# query. Measured with scripts/ann_recall.py (README): on the scale benchmark's
-# 100,000 tiny-model vectors, recall@10 against exact was 0.948 reading 2.5% of
-# 1,265 lists, 0.985 reading 5.1%, 0.997 reading 10%.
-IVF_LISTS_PER_SQRT = 4
-IVF_TRAIN_PER_LIST = 40
-IVF_TRAIN_ITERATIONS = 10
-IVF_MIN_PROBES = 8
-IVF_PROBE_SHARE = 0.06
+# (README): exact search costs ~0.05 ms per 1,000 vectors (1 ms at 20,000); HNSW
+# answers in 0.2-0.3 ms at 20,000 to 1,000,000, but must be built and is approximate.
+ANN_MIN_VECTORS = 20_000
+HNSW_FILE = "hnsw.faiss"
+# Measured with scripts/ann_recall.py (README): recall@10 against exact of 0.992
+# (real model, 20,100 passages) and 0.995 (tiny model, 100,100) at efSearch 128,
+# 0.2-0.3 ms a query; M 16 reached 0.94 at the same efSearch.
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 40
+HNSW_EF_SEARCH = 128
 _SEARCH_THREADS = 1  # one query at a time: threads only cost on a busy 2-core machine
 
 
@@ -52,6 +48,9 @@ class DenseIndex(ABC):
     """Top-``k`` inner-product search over one segment's passage vectors."""
 
     name: ClassVar[str]
+    # True: the backend's files hold the vectors, and ``vectors`` reads them there
+    # (the segment then keeps no passage-vectors.npy of its own).
+    holds_vectors: ClassVar[bool] = False
 
     def __init__(self, vectors: np.ndarray) -> None:
         self.vectors = vectors
@@ -62,7 +61,11 @@ class DenseIndex(ABC):
         return {}
 
     @classmethod
-    def load(cls, vectors: np.ndarray, directory: Path, settings: dict[str, Any]) -> DenseIndex:
+    def load(
+        cls, vectors: np.ndarray | None, directory: Path, settings: dict[str, Any]
+    ) -> DenseIndex:
+        """The backend over ``vectors`` (None for one that ``holds_vectors``)."""
+        assert vectors is not None
         return cls(vectors)
 
     @property
@@ -131,51 +134,56 @@ class ExactIndex(DenseIndex):
         return _pad(scores, ids, k)
 
 
-class IVFIndex(DenseIndex):
-    """FAISS ``IndexIVFFlat``, inner product, memory-mapped from ``ivf.faiss``."""
+class HNSWIndex(DenseIndex):
+    """FAISS ``IndexHNSWFlat``: the graph in memory, the vectors mapped from its file."""
 
-    name = "ivf"
+    name = "hnsw"
+    holds_vectors = True
 
-    def __init__(self, vectors: np.ndarray, index: Any, nprobe: int) -> None:
+    def __init__(self, vectors: np.ndarray, index: Any, ef_search: int) -> None:
         super().__init__(vectors)
         self._index = index
-        self.nprobe = nprobe
+        self.ef_search = ef_search
 
     @classmethod
     def build(cls, vectors: np.ndarray, directory: Path) -> dict[str, Any]:
         n, dimension = vectors.shape
-        nlist = max(1, min(n // IVF_TRAIN_PER_LIST, round(IVF_LISTS_PER_SQRT * math.sqrt(n))))
-        rng = np.random.default_rng(0)
-        sample_size = min(n, nlist * IVF_TRAIN_PER_LIST)
-        sample = np.sort(rng.choice(n, sample_size, replace=False)) if sample_size < n else None
-        train = np.ascontiguousarray(vectors[sample] if sample is not None else vectors)
-        quantizer = faiss.IndexFlatIP(dimension)
-        index = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.cp.niter = IVF_TRAIN_ITERATIONS
-        index.cp.seed = 1234
+        index = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         with _threads(os.cpu_count() or 1):
-            index.train(train)
             for start in range(0, n, 65536):
                 index.add(np.ascontiguousarray(vectors[start : start + 65536], dtype=np.float32))
-        faiss.write_index(index, str(directory / IVF_FILE))
-        nprobe = min(nlist, max(IVF_MIN_PROBES, math.ceil(IVF_PROBE_SHARE * nlist)))
-        return {"nlist": nlist, "nprobe": nprobe}
+        path = directory / HNSW_FILE
+        faiss.write_index(index, str(path))
+        # The file ends with the vectors (the flat storage is written last): the store
+        # reads them there, so they are on disk and in memory once.
+        offset = path.stat().st_size - n * dimension * 4
+        stored = _rows_at(path, offset, n, dimension)
+        if n and not (
+            np.array_equal(stored[0], vectors[0]) and np.array_equal(stored[-1], vectors[-1])
+        ):
+            raise RuntimeError(f"{HNSW_FILE}: the vectors are not where FAISS used to put them")
+        return {
+            "m": HNSW_M,
+            "ef_construction": HNSW_EF_CONSTRUCTION,
+            "ef_search": HNSW_EF_SEARCH,
+            "vectors_offset": offset,
+        }
 
     @classmethod
-    def load(cls, vectors: np.ndarray, directory: Path, settings: dict[str, Any]) -> DenseIndex:
-        index = faiss.read_index(str(directory / IVF_FILE), faiss.IO_FLAG_MMAP)
-        if index.ntotal != len(vectors) or index.d != vectors.shape[1]:
-            raise ValueError(
-                f"{IVF_FILE} holds {index.ntotal} vectors of {index.d} dimensions, "
-                f"the segment {len(vectors)} of {vectors.shape[1]}"
-            )
-        return cls(vectors, index, int(settings["nprobe"]))
+    def load(
+        cls, vectors: np.ndarray | None, directory: Path, settings: dict[str, Any]
+    ) -> DenseIndex:
+        path = directory / HNSW_FILE
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+        rows = _rows_at(path, int(settings["vectors_offset"]), index.ntotal, index.d)
+        return cls(rows, index, int(settings["ef_search"]))
 
     def search(
         self, queries: np.ndarray, k: int, live: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        params = faiss.SearchParametersIVF(nprobe=self.nprobe)
+        params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k))
         selector = None
         if live is not None and not live.all():
             bits = np.packbits(live, bitorder="little")
@@ -191,8 +199,15 @@ class IVFIndex(DenseIndex):
         self._index = None
 
 
+def _rows_at(path: Path, offset: int, rows: int, dimension: int) -> np.ndarray:
+    if rows == 0:
+        return np.zeros((0, dimension), dtype=np.float32)
+    mapped = np.memmap(path, dtype=np.float32, mode="r", offset=offset, shape=(rows, dimension))
+    return mapped.view(np.ndarray)
+
+
 BACKENDS: dict[str, type[DenseIndex]] = {
-    cls.name: cls for cls in (ExactIndex, IVFIndex, NumpyIndex)
+    cls.name: cls for cls in (ExactIndex, HNSWIndex, NumpyIndex)
 }
 
 
@@ -207,9 +222,9 @@ def backend(name: str) -> type[DenseIndex]:
 
 
 def choose(count: int, ann_min: int | None = None) -> str:
-    """Exact search for a segment of ``count`` vectors below ``ann_min``, IVF above."""
+    """Exact search for a segment of ``count`` vectors below ``ann_min``, HNSW above."""
     threshold = ANN_MIN_VECTORS if ann_min is None else ann_min
-    return "ivf" if count >= threshold else "exact"
+    return "hnsw" if count >= threshold else "exact"
 
 
 class _threads:

@@ -14,7 +14,8 @@ A segment is a folder::
     passages.npy            per passage: article, character and byte offsets in the
                             body, first sentence and sentence count
     sentences.npy           per sentence: character offsets within its passage
-    passage-vectors.npy     float32, one row per passage
+    passage-vectors.npy     float32, one row per passage (or, when the dense backend
+                            holds them, e.g. HNSW, at the end of its file instead)
     sentence-vectors.npy    float16, one row per sentence, passage by passage
     passage-words/          BM25 postings of passages (``index/lexical.py``)
     article-words/          BM25 postings of whole articles (title and body)
@@ -259,8 +260,11 @@ class SegmentWriter:
         name = backend or dense.choose(self.passages, ann_min)
         folder = self.directory / "dense"
         folder.mkdir()
-        vectors = np.load(self.directory / "passage-vectors.npy", mmap_mode="r")
-        settings = dense.backend(name).build(vectors, folder)
+        kind = dense.backend(name)
+        vectors_file = self.directory / "passage-vectors.npy"
+        settings = kind.build(mapped(vectors_file), folder)
+        if kind.holds_vectors:
+            vectors_file.unlink()  # the backend's file holds them: once on disk
         meta = {
             "format": SEGMENT_FORMAT,
             "articles": self.articles,
@@ -298,8 +302,15 @@ class Segment:
         self.articles = mapped(directory / "articles.npy")
         self.passages = mapped(directory / "passages.npy")
         self.sentences = mapped(directory / "sentences.npy")
-        self.passage_vectors = mapped(directory / "passage-vectors.npy")
         self.sentence_vectors = mapped(directory / "sentence-vectors.npy")
+        settings = dict(self.meta["dense"])
+        kind = dense.backend(settings.pop("backend"))
+        if kind.holds_vectors:
+            self.dense = kind.load(None, directory / "dense", settings)
+            self.passage_vectors = self.dense.vectors
+        else:
+            self.passage_vectors = mapped(directory / "passage-vectors.npy")
+            self.dense = kind.load(self.passage_vectors, directory / "dense", settings)
         self.passage_words = Postings.load(directory / "passage-words")
         self.article_words = Postings.load(directory / "article-words")
         with open(directory / "articles.bin", "rb") as handle:
@@ -330,10 +341,6 @@ class Segment:
             raise ValueError(
                 f"segment {directory.name} holds {counts} rows, its segment.json says {expected}"
             )
-        settings = dict(m["dense"])
-        self.dense = dense.backend(settings.pop("backend")).load(
-            self.passage_vectors, directory / "dense", settings
-        )
 
     @property
     def dimension(self) -> int:

@@ -1,14 +1,15 @@
-"""Recall@10 and latency of IVF against exact search over an index's own passage vectors.
+"""Recall@10 and latency of HNSW and IVF against exact search over an index's passage vectors.
 
-How ``index/dense.py``'s IVF settings were chosen: for an index already built (any
-model), this trains IVF indexes of several sizes on its passage vectors, as the
-build does, and for each number of lists probed prints recall@10 against exact
-inner-product search and the time per query, over questions embedded with the
-index's model (lines of a JSONL file's ``q``, or random sentences of the index).
+How ``index/dense.py``'s approximate backend and its settings were chosen: for an
+index already built (any model), this builds HNSW graphs and IVF indexes over its
+passage vectors and prints, per search setting, recall@10 against exact
+inner-product search and the time per query (one thread), over questions
+embedded with the index's model (a JSONL file's ``q``, or 8 consecutive words of
+random passages, as the scale benchmark asks).
 
 Usage::
 
-    python scripts/ann_recall.py --index /tmp/idx [--questions qa.jsonl] [--lists 566,1132]
+    python scripts/ann_recall.py --index /tmp/idx [--questions qa.jsonl] [--hnsw-m 16,32]
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -30,8 +33,10 @@ def main() -> None:
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--questions", type=Path, help="JSONL with a 'q' per line")
     parser.add_argument("--count", type=int, default=300, help="questions (default 300)")
-    parser.add_argument("--lists", default="", help="nlist values (default: the build's)")
-    parser.add_argument("--probes", default="4,8,16,32,64,128")
+    parser.add_argument("--hnsw-m", default="16,32", help="HNSW M values")
+    parser.add_argument("--ef", default="32,64,128,256", help="HNSW efSearch values")
+    parser.add_argument("--lists", default="", help="IVF nlist values (default 4·√n)")
+    parser.add_argument("--probes", default="8,16,32,64,128", help="IVF nprobe values")
     parser.add_argument("--backend", default=None, help="embedding backend")
     args = parser.parse_args()
 
@@ -44,7 +49,7 @@ def main() -> None:
 
     stored = load_index(args.index)
     vectors = np.ascontiguousarray(stored.passage_vectors[:], dtype=np.float32)
-    n = len(vectors)
+    n, dimension = vectors.shape
     rng = random.Random(0)
     if args.questions:
         lines = [json.loads(x) for x in args.questions.read_text().splitlines() if x.strip()]
@@ -61,40 +66,44 @@ def main() -> None:
     embedder = Embedder(stored.manifest.model, args.backend)
     queries = np.vstack([embedder.encode_query(q) for q in questions]).astype(np.float32)
     k = 10
-    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :k]
-    kth = np.take_along_axis(queries @ vectors.T, exact, axis=1)[:, -1]
-    default = max(
-        1, min(n // dense.IVF_TRAIN_PER_LIST, round(dense.IVF_LISTS_PER_SQRT * math.sqrt(n)))
-    )
-    lists = [int(x) for x in args.lists.split(",") if x] or [default]
+    kth = np.sort(queries @ vectors.T, axis=1)[:, -k]
+    cores = os.cpu_count() or 1
     print(f"{n:,} passages, {len(queries)} questions, model {stored.manifest.model}")
-    print("| nlist | nprobe | share probed | recall@10 | ms / query |")
+    print("| index | setting | lists read | recall@10 | ms / query |")
     print("|---|---|---|---|---|")
-    for nlist in lists:
-        folder = Path(f"/tmp/ann-recall-{nlist}")
-        folder.mkdir(exist_ok=True)
-        saved = dense.IVF_LISTS_PER_SQRT
-        dense.IVF_LISTS_PER_SQRT = nlist / math.sqrt(n)
-        try:
-            dense.IVFIndex.build(vectors, folder)
-        finally:
-            dense.IVF_LISTS_PER_SQRT = saved
-        index = faiss.read_index(str(folder / dense.IVF_FILE), faiss.IO_FLAG_MMAP)
+
+    def measure(index: Any, label: str, setting: str, share: str) -> None:
         faiss.omp_set_num_threads(1)
-        for nprobe in [int(x) for x in args.probes.split(",")]:
-            if nprobe > index.nlist:
-                continue
-            index.nprobe = nprobe
-            started = time.perf_counter()
-            found = np.vstack([index.search(q.reshape(1, -1), k)[1] for q in queries])
-            per = (time.perf_counter() - started) / len(queries) * 1000
-            hits = 0
-            for row, ids in enumerate(found):
-                ids = ids[ids >= 0]
-                hits += int(np.count_nonzero(vectors[ids] @ queries[row] >= kth[row] - 1e-5))
-            recall = hits / (k * len(queries))
-            share = nprobe / index.nlist
-            print(f"| {index.nlist} | {nprobe} | {share:.1%} | {recall:.3f} | {per:.2f} |")
+        started = time.perf_counter()
+        found = np.vstack([index.search(q.reshape(1, -1), k)[1] for q in queries])
+        per = (time.perf_counter() - started) / len(queries) * 1000
+        hits = sum(
+            int(np.count_nonzero(vectors[ids[ids >= 0]] @ queries[row] >= kth[row] - 1e-5))
+            for row, ids in enumerate(found)
+        )
+        print(f"| {label} | {setting} | {share} | {hits / (k * len(queries)):.3f} | {per:.2f} |")
+        faiss.omp_set_num_threads(cores)
+
+    for m in [int(x) for x in args.hnsw_m.split(",") if x]:
+        graph = faiss.IndexHNSWFlat(dimension, m, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = dense.HNSW_EF_CONSTRUCTION
+        started = time.perf_counter()
+        graph.add(vectors)
+        label = f"HNSW M {m} (built in {time.perf_counter() - started:.1f} s)"
+        for ef in [int(x) for x in args.ef.split(",") if x]:
+            graph.hnsw.efSearch = ef
+            measure(graph, label, f"efSearch {ef}", "—")
+    for nlist in [int(x) for x in args.lists.split(",") if x] or [round(4 * math.sqrt(n))]:
+        ivf = faiss.IndexIVFFlat(
+            faiss.IndexFlatIP(dimension), dimension, nlist, faiss.METRIC_INNER_PRODUCT
+        )
+        ivf.cp.niter = 10
+        ivf.train(vectors[sorted(rng.sample(range(n), min(n, 40 * nlist)))])
+        ivf.add(vectors)
+        for nprobe in [int(x) for x in args.probes.split(",") if x]:
+            if nprobe <= nlist:
+                ivf.nprobe = nprobe
+                measure(ivf, f"IVF {nlist} lists", f"nprobe {nprobe}", f"{nprobe / nlist:.1%}")
 
 
 if __name__ == "__main__":

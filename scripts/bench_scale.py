@@ -481,7 +481,7 @@ def ann_recall_at_k(stored: StoredIndex, queries: np.ndarray, k: int = RECALL_K)
     ``stored.passage_vectors`` (in chunks, so a million vectors need no
     million-by-queries matrix), and the approximate one is whatever
     ``stored.faiss_index.search`` gives with its settings as loaded: 1.0 for
-    segments searched exactly, less for those with an approximate (IVF) index
+    segments searched exactly, less for those with an approximate (HNSW) index
     (``index/dense.py``; ``--ann-min 0`` gives every segment one). A returned
     passage scoring as high as the exact ``k``-th counts as found, so ties do not
     read as misses.
@@ -905,8 +905,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--ann-min",
         type=int,
         default=None,
-        help="passages from which a segment gets an approximate (IVF) index "
-        "(default: the index's own threshold); 0 measures IVF's recall at any size",
+        help="passages from which a segment gets an approximate (HNSW) index "
+        "(default: the index's own threshold); 0 measures HNSW's recall at any size",
     )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """The segmented store for real: approximate search, appends, tombstones, merges, killed updates.
 
 Built with the real model and real FAISS, like the rest of the suite; the corpus
-that needs an approximate index is the 16 Wikipedia articles of
+that gets an approximate (HNSW) index is the 16 Wikipedia articles of
 ``../shared/eval/squad-dev16`` (726 passages) with the size threshold lowered.
 """
 
@@ -57,12 +57,12 @@ def _exact_top(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     return np.sort(scores, axis=1)[:, ::-1][:, :k]
 
 
-def test_ivf_finds_what_exact_search_finds(squad_index, embedder):
-    """Recall@10 of the IVF index against exact inner product, on real questions."""
+def test_hnsw_finds_what_exact_search_finds(squad_index, embedder):
+    """Recall@10 of the HNSW index against exact inner product, on real questions."""
     stored = load_index(squad_index)
     (segment,) = stored.segments
-    assert segment.dense.name == "ivf"
-    assert segment.dense.nprobe < segment.dense._index.nlist  # it does skip lists
+    assert segment.dense.name == "hnsw"
+    assert not (segment.directory / "passage-vectors.npy").exists()  # held once, in its file
     lines = (SQUAD / "qa.jsonl").read_text(encoding="utf-8").splitlines()
     questions = [json.loads(line)["q"] for line in lines[::20]][:250]
     queries = np.vstack([embedder.encode_query(q) for q in questions])
@@ -84,18 +84,18 @@ def test_ivf_finds_what_exact_search_finds(squad_index, embedder):
     assert answer.found
 
 
-def test_a_damaged_ivf_file_is_found(squad_index, tmp_path):
+def test_a_damaged_hnsw_file_is_found(squad_index, tmp_path):
     copy = tmp_path / "index"
     shutil.copytree(squad_index, copy, symlinks=True)
-    (ivf,) = (copy / "current").resolve().glob(f"seg-*/dense/{dense.IVF_FILE}")
-    data = bytearray(ivf.read_bytes())
+    (graph,) = (copy / "current").resolve().glob(f"seg-*/dense/{dense.HNSW_FILE}")
+    data = bytearray(graph.read_bytes())
     data[len(data) // 3] ^= 0x10
-    ivf.write_bytes(bytes(data))
-    with pytest.raises(IndexDamaged, match=r"dense/ivf\.faiss does not match its checksum"):
+    graph.write_bytes(bytes(data))
+    with pytest.raises(IndexDamaged, match=r"dense/hnsw\.faiss does not match its checksum"):
         load_index(copy)
 
 
-@pytest.mark.parametrize("name", ["exact", "ivf"])
+@pytest.mark.parametrize("name", ["exact", "hnsw"])
 def test_dense_backends_agree_with_numpy(name, tmp_path):
     """One contract for every backend: the best k, best first, removed rows left out."""
     rng = np.random.default_rng(7)
@@ -107,7 +107,8 @@ def test_dense_backends_agree_with_numpy(name, tmp_path):
     live[::3] = False
     cls = dense.backend(name)
     settings = cls.build(vectors, tmp_path)
-    index = cls.load(vectors, tmp_path, settings)
+    index = cls.load(None if cls.holds_vectors else vectors, tmp_path, settings)
+    assert np.array_equal(index.vectors, vectors)
     reference = dense.NumpyIndex(vectors)
     for mask in (None, live):
         _want_scores, want = reference.search(queries, 10, mask)
