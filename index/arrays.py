@@ -22,6 +22,17 @@ def concat_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return np.repeat(shift, counts) + np.arange(total, dtype=np.int64)
 
 
+def dot_rows(rows: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    """``rows @ vector`` in this thread only.
+
+    NumPy's ``@`` hands a few thousand rows to BLAS, which splits them over its
+    threads: on a busy 2-core machine, waking those threads cost 8 ms per question
+    (measured on the SQuAD set: 13.7 ms per answer with 2 BLAS threads, 5.2 ms with 1).
+    ``einsum`` does the same sum in one thread, in microseconds.
+    """
+    return np.einsum("ij,j->i", rows, vector)
+
+
 class NpyAppender:
     """A ``.npy`` file written row block by row block, its shape set when it is closed.
 

@@ -36,6 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from index import dense
+from index.arrays import mapped
 from index.corpus import (
     SUFFIXES,
     Article,
@@ -544,19 +545,16 @@ def _write(
 
 
 def _count(report: BuildReport, writer: BuildWriter, segments: list[str], view: np.ndarray) -> None:
-    """Passages and sentences of the articles in ``view`` (read from the segments' tables)."""
-    from index.segments import Segment
-
+    """Passages and sentences of the articles in ``view`` (from the segments' tables only)."""
     passages = sentences = 0
     for s, name in enumerate(segments):
-        segment = Segment(writer.segment_dir(name))
-        mine = np.asarray(view["article"])[np.asarray(view["segment"]) == s]
-        rows = segment.articles[mine]
+        folder = writer.segment_dir(name)
+        rows = mapped(folder / "articles.npy")[np.asarray(view["article"])[view["segment"] == s]]
+        per_passage = np.asarray(mapped(folder / "passages.npy")["sentences"], dtype=np.int64)
         counts = np.asarray(rows["passages"], dtype=np.int64)
-        passages += int(counts.sum())
         firsts = np.asarray(rows["first_passage"], dtype=np.int64)
-        per_passage = np.asarray(segment.passages["sentences"], dtype=np.int64)
         cumulative = np.concatenate([[0], np.cumsum(per_passage)])
+        passages += int(counts.sum())
         sentences += int((cumulative[firsts + counts] - cumulative[firsts]).sum())
     report.passages, report.sentences = passages, sentences
 

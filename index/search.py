@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.arrays import concat_ranges
+from index.arrays import concat_ranges, dot_rows
 from index.embeddings import Embedder
 from index.lexical import tokenize
 from index.store import StoredIndex
@@ -106,7 +106,7 @@ class Searcher:
         if not candidates:
             return []
         ids = np.fromiter(sorted(candidates), dtype=np.int64)
-        dense = self.stored.passage_vectors[ids] @ query_vector
+        dense = dot_rows(self.stored.passage_vectors[ids], query_vector)
         best = float(top_scores[0]) if len(top_scores) else 0.0
         bm25 = passage_bm25.scores_of(query_tokens, ids) / (best or 1.0)
         article_of = self.stored.passages.article_ids[ids]
@@ -117,8 +117,9 @@ class Searcher:
         weights = [self.idf(t) for t in query_tokens]
         coverage = self._coverage(query_tokens, weights, ids, article_of)
         rows = concat_ranges(self._sentence_start[ids], self._sentence_start[ids + 1])
-        sentence_scores = self.stored.sentence_vectors[rows] @ query_vector
-        bounds = np.concatenate([[0], np.cumsum(np.diff(self._sentence_start)[ids])])
+        sentence_scores = dot_rows(self.stored.sentence_vectors[rows], query_vector)
+        per_passage = self._sentence_start[ids + 1] - self._sentence_start[ids]
+        bounds = np.concatenate([[0], np.cumsum(per_passage)]).tolist()
         quantity_words = (
             {t for t in query_tokens if not t[0].isdigit()}
             if _QUANTITY_QUESTION.search(question)
@@ -183,7 +184,8 @@ class Searcher:
         if not total:
             return np.zeros(len(ids))
         own = self.stored.passage_bm25.holding(query_tokens, ids)
-        article = self.stored.article_bm25.holding(query_tokens, articles)
+        distinct, which = np.unique(articles, return_inverse=True)  # whole articles are long
+        article = self.stored.article_bm25.holding(query_tokens, distinct)[which]
         credit = np.where(own, 1.0, np.where(article, ARTICLE_CREDIT, 0.0))
         return credit @ np.asarray(weights, dtype=np.float64) / total
 

@@ -42,6 +42,7 @@ import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, overload
 
@@ -61,6 +62,8 @@ PATHS = "paths.json"
 STAMP = ".verified"
 REBUILD_HINT = "rebuild it with: python -m index build"
 VIEW_DTYPE = np.dtype([("segment", "<i2"), ("article", "<i4"), ("file", "<i4")])
+PASSAGE_CACHE = 8192  # passages kept once read (a question reads a few hundred)
+ARTICLE_CACHE = 512
 
 
 class IndexLoadError(RuntimeError):
@@ -269,6 +272,10 @@ class StoredIndex:
             article_where = (seg_of, local)
         self.sentence_starts = np.zeros(n_passages + 1, dtype=np.int64)
         np.cumsum(per_passage, out=self.sentence_starts[1:])
+        # Passages and articles are cut from the mapped text when asked for; the ones
+        # asked for lately are kept (the ranking and the quotes ask for the same few).
+        self.passage = lru_cache(maxsize=PASSAGE_CACHE)(self._passage)  # type: ignore[method-assign]
+        self._article_cached = lru_cache(maxsize=ARTICLE_CACHE)(self._article)
         self.articles = ArticleTable(self)
         self.passages = PassageTable(self)
         dimension = manifest.dimension
@@ -355,6 +362,10 @@ class StoredIndex:
         return self.segments[s], local
 
     def passage(self, i: int) -> Passage:
+        """Passage ``i`` (replaced by a cached version of :meth:`_passage` at load)."""
+        return self._passage(i)
+
+    def _passage(self, i: int) -> Passage:
         segment, local = self._locate_passage(i)
         row = segment.passages[local]
         first, count = int(row["first_sentence"]), int(row["sentences"])
@@ -369,6 +380,11 @@ class StoredIndex:
 
     def article(self, a: int, body: bool = True) -> Article:
         """Article ``a`` (``body`` False: without its body, for its title or source)."""
+        if body:
+            return self._article_cached(a)
+        return self._article(a, False)
+
+    def _article(self, a: int, body: bool = True) -> Article:
         s, local = self.article_location(a)
         return self.segments[s].article(local, self.paths.get(a), body)
 
