@@ -96,7 +96,26 @@ def mapped(path: Path) -> np.ndarray:
     indexing costs microseconds a call; the mapping lives as long as the array)."""
     if np.prod(npy_shape(path)) == 0:
         return np.load(path)  # nothing to map (and an empty mapping is an error)
+    prefetch(path)
     return np.load(path, mmap_mode="r").view(np.ndarray)
+
+
+def prefetch(path: Path) -> None:
+    """Ask the kernel to read ``path`` into the page cache in the background.
+
+    Loading maps files without reading them; without this, the first questions
+    after a start (a cold page cache) would each wait for the disk pages they touch.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    except (OSError, AttributeError):
+        pass  # not on this system: the pages come as they are touched
+    finally:
+        os.close(fd)
 
 
 def npy_shape(path: Path) -> tuple[int, ...]:

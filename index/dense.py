@@ -30,6 +30,8 @@ from typing import Any, ClassVar
 import faiss
 import numpy as np
 
+from index.arrays import prefetch
+
 # Below this many vectors a segment is searched exactly. Measured on 2 busy cores
 # (README): exact search costs ~0.05 ms per 1,000 vectors (1 ms at 20,000); HNSW
 # answers in 0.2-0.3 ms at 20,000 to 1,000,000, but must be built and is approximate.
@@ -175,6 +177,7 @@ class HNSWIndex(DenseIndex):
         cls, vectors: np.ndarray | None, directory: Path, settings: dict[str, Any]
     ) -> DenseIndex:
         path = directory / HNSW_FILE
+        prefetch(path)
         index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
         rows = _rows_at(path, int(settings["vectors_offset"]), index.ntotal, index.d)
         return cls(rows, index, int(settings["ef_search"]))

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from index import dense
-from index.arrays import NpyAppender, mapped
+from index.arrays import NpyAppender, mapped, prefetch
 from index.corpus import Article
 from index.lexical import Postings, PostingsWriter, Words, count_words, tokenize
 
@@ -313,6 +313,7 @@ class Segment:
             self.dense = kind.load(self.passage_vectors, directory / "dense", settings)
         self.passage_words = Postings.load(directory / "passage-words")
         self.article_words = Postings.load(directory / "article-words")
+        prefetch(directory / "articles.bin")
         with open(directory / "articles.bin", "rb") as handle:
             size = handle.seek(0, 2)
             self._blob: mmap.mmap | bytes = (
