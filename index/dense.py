@@ -83,6 +83,10 @@ class DenseIndex(ABC):
         ``live`` (bool per vector), when given, leaves out the rows that are False.
         """
 
+    def mapped_arrays(self) -> list[np.ndarray]:
+        """Views of the memory the backend maps from its files (to touch at load)."""
+        return []
+
     def close(self) -> None:
         """Let go of mapped files (the object is not used afterwards)."""
         self.vectors = self.vectors[:0]
@@ -181,6 +185,12 @@ class HNSWIndex(DenseIndex):
         index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
         rows = _rows_at(path, int(settings["vectors_offset"]), index.ntotal, index.d)
         return cls(rows, index, int(settings["ef_search"]))
+
+    def mapped_arrays(self) -> list[np.ndarray]:
+        # FAISS maps the file itself; the vectors are read through its mapping too.
+        storage = faiss.downcast_index(self._index.storage)
+        count = self._index.ntotal * self._index.d
+        return [faiss.rev_swig_ptr(storage.get_xb(), count)] if count else []
 
     def search(
         self, queries: np.ndarray, k: int, live: np.ndarray | None = None

@@ -343,6 +343,25 @@ class Segment:
                 f"segment {directory.name} holds {counts} rows, its segment.json says {expected}"
             )
 
+    def mapped_arrays(self) -> list[np.ndarray]:
+        """Everything the segment maps, the most used first (see ``arrays.touch_pages``)."""
+        words = [
+            getattr(postings, name)
+            for postings in (self.passage_words, self.article_words)
+            for name in ("lengths", "indptr", "forward_indptr", "docs", "tf", "forward_terms")
+        ]
+        blob = [np.frombuffer(self._blob, dtype=np.uint8)] if len(self._blob) else []
+        return [
+            *self.dense.mapped_arrays(),
+            self.passage_vectors,
+            self.passages,
+            self.sentences,
+            self.articles,
+            *words,
+            self.sentence_vectors,
+            *blob,
+        ]
+
     @property
     def dimension(self) -> int:
         return int(self.meta["dimension"])
