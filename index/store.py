@@ -63,7 +63,7 @@ PATHS = "paths.json"
 STAMP = ".verified"
 REBUILD_HINT = "rebuild it with: python -m index build"
 VIEW_DTYPE = np.dtype([("segment", "<i2"), ("article", "<i4"), ("file", "<i4")])
-PAGE_IN_SECONDS = 1.5  # of a load spent touching the index's pages (the rest: a thread)
+PAGE_IN_SECONDS = 1.0  # of a load spent touching the index's pages (the rest: a thread)
 PASSAGE_CACHE = 8192  # passages kept once read (a question reads a few hundred)
 ARTICLE_CACHE = 512
 
