@@ -1,3 +1,4 @@
 from index.cli import app
 
-app(prog_name="python -m index")
+if __name__ == "__main__":  # not when a worker process imports it
+    app(prog_name="python -m index")

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.store import StoredIndex
+from index.arrays import concat_ranges, dot_rows
+from index.backend import PassageStore
 
 DENSE_CANDIDATES = 40
 LEXICAL_CANDIDATES = 40
@@ -48,59 +49,55 @@ class Candidates:
 
 
 def gather(
-    stored: StoredIndex,
-    article_passages: dict[int, list[int]],
-    sentence_starts: np.ndarray,
+    stored: PassageStore,
     query_vector: np.ndarray,
     query_tokens: list[str],
     *,
     shortlist: int = SHORTLIST,
 ) -> Candidates:
-    """The shortlisted candidates for one question, from the three sources above."""
+    """The shortlisted candidates for one question, from the three sources above.
+
+    Nothing here touches every passage: FAISS and BM25 each return their best
+    few, and only the pooled passages are scored further.
+    """
     n = len(stored.passages)
+    if not n:
+        empty = np.zeros(0)
+        return Candidates(np.zeros(0, np.int64), empty, empty, empty, 0.0, 0.0, (), 0)
     chosen: set[int] = set()
-    if n and stored.faiss_index is not None:
-        _, found = stored.faiss_index.search(query_vector.reshape(1, -1), min(DENSE_CANDIDATES, n))
-        chosen.update(int(i) for i in found[0] if i >= 0)
-    bm25_all = stored.passage_bm25.scores(query_tokens) if n else np.zeros(0, np.float32)
-    if bm25_all.any():
-        k = min(LEXICAL_CANDIDATES, n)
-        top = np.argpartition(-bm25_all, k - 1)[:k]
-        chosen.update(int(i) for i in top if bm25_all[i] > 0)
-    article_all = stored.article_bm25.scores(query_tokens) if n else np.zeros(0, np.float32)
-    if article_all.any():
-        k = min(TOP_ARTICLES, len(article_all))
-        for a in np.argpartition(-article_all, k - 1)[:k]:
-            if article_all[a] > 0:
-                chosen.update(article_passages.get(int(a), [])[:ARTICLE_PASSAGES])
+    _, found = stored.faiss_index.search(query_vector.reshape(1, -1), min(DENSE_CANDIDATES, n))
+    chosen.update(int(i) for i in found[0] if i >= 0)
+    top, top_scores = stored.passage_bm25.search(query_tokens, LEXICAL_CANDIDATES)
+    chosen.update(int(i) for i, score in zip(top, top_scores, strict=True) if score > 0)
+    articles, article_scores = stored.article_bm25.search(query_tokens, TOP_ARTICLES)
+    for a, score in zip(articles.tolist(), article_scores.tolist(), strict=True):
+        if score > 0:
+            chosen.update(list(stored.passages_of(a))[:ARTICLE_PASSAGES])
     pool = np.fromiter(sorted(chosen), dtype=np.int64, count=len(chosen))
-    dense = stored.passage_vectors[pool] @ query_vector if len(pool) else np.zeros(0)
-    bm25 = bm25_all[pool] if len(pool) else np.zeros(0)
+    if not len(pool):
+        empty = np.zeros(0)
+        return Candidates(pool, empty, empty, empty, 0.0, 0.0, (), 0)
+    dense = dot_rows(stored.passage_vectors[pool], query_vector)
+    bm25 = stored.passage_bm25.scores_of(query_tokens, pool)
     # every pooled sentence's cosine in one product, then split per passage
-    lengths = sentence_starts[pool + 1] - sentence_starts[pool]
-    rows = (
-        np.concatenate([np.arange(sentence_starts[i], sentence_starts[i + 1]) for i in pool])
-        if len(pool)
-        else np.zeros(0, dtype=np.int64)
-    )
-    cosines = stored.sentence_vectors[rows] @ query_vector if len(rows) else np.zeros(0)
-    per_passage = np.split(cosines, np.cumsum(lengths)[:-1]) if len(pool) else []
+    starts, ends = stored.sentence_starts[pool], stored.sentence_starts[pool + 1]
+    rows = concat_ranges(starts, ends)
+    cosines = dot_rows(stored.sentence_vectors[rows], query_vector) if len(rows) else np.zeros(0)
+    per_passage = np.split(cosines, np.cumsum(ends - starts)[:-1])
     best_sentence = np.array(
         [c.max() if len(c) else d for c, d in zip(per_passage, dense, strict=True)]
     )
     fused = _reciprocal_ranks(dense) + _reciprocal_ranks(best_sentence) + _reciprocal_ranks(bm25)
     keep = np.argsort(-fused, kind="stable")[:shortlist]
     ids = pool[keep]
-    article_of = np.fromiter(
-        (stored.passages[i].article for i in ids.tolist()), dtype=np.int64, count=len(ids)
-    )
+    article_of = np.asarray(stored.passages.article_ids[ids], dtype=np.int64)
     return Candidates(
         ids=ids,
         dense=dense[keep],
         bm25=bm25[keep],
-        article_bm25=article_all[article_of] if len(ids) else np.zeros(0),
-        best_bm25=float(bm25_all.max()) if len(bm25_all) else 0.0,
-        best_article_bm25=float(article_all.max()) if len(article_all) else 0.0,
+        article_bm25=stored.article_bm25.scores_of(query_tokens, article_of),
+        best_bm25=float(top_scores[0]) if len(top_scores) else 0.0,
+        best_article_bm25=float(article_scores[0]) if len(article_scores) else 0.0,
         sentence_cosines=tuple(
             per_passage[j] if len(per_passage[j]) else dense[j : j + 1] for j in keep.tolist()
         ),

@@ -210,9 +210,37 @@ def stats(index: IndexOpt = None, model: ModelOpt = None) -> None:
         ("built", f"{m.built_at} in {m.build_seconds:.1f}s"),
         ("build id", m.build_id),
         ("skipped files", str(len(m.skipped))),
+        ("segments", ", ".join(_segment_summary(stored))),
     ]
     for name, value in rows:
         typer.echo(f"{name:<14}{value}")
+
+
+def _segment_summary(stored) -> list[str]:
+    return [f"{len(s.passages):,} passages ({s.dense.name} search)" for s in stored.segments]
+
+
+@app.command()
+def verify(index: IndexOpt = None) -> None:
+    """Hash every file of the index and compare with its manifest.
+
+    Loading hashes only the files whose size, times or inode changed since they were
+    last found intact; this reads every byte, as after a disk error.
+    """
+    from index.store import IndexLoadError, read_manifest, verify_build
+
+    settings = _settings()
+    index_dir = index or settings.index_dir
+    try:
+        manifest = read_manifest(index_dir)
+        verify_build(index_dir, manifest, full=True)
+    except IndexLoadError as err:
+        raise _fail(_with_command(str(err), index)) from None
+    size = sum(int(entry[0]) for entry in manifest.checksums.values())
+    typer.echo(
+        f"index at {index_dir} is intact: {len(manifest.checksums)} files, "
+        f"{size / 2**20:,.1f} MiB hashed"
+    )
 
 
 @app.command("eval")

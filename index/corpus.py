@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -55,6 +56,7 @@ class Article:
     url: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
     content_hash: str = ""  # sha256 of the file's bytes, or of the archive line's bytes
+    line: int = field(default=0, compare=False, repr=False)  # its line in an archive, from 1
 
     @property
     def key(self) -> str:
@@ -73,6 +75,33 @@ class Skipped:
     @property
     def where(self) -> str:
         return self.path if self.line is None else f"{self.path} line {self.line}"
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    """How the previous build read one corpus file: enough to tell it is unchanged."""
+
+    stat: tuple[int, ...]  # see file_stat(): size, mtime, ctime, inode
+    sha256: str
+    lines: int = 0  # lines of an archive read (blank ones too); 0 for an article file
+    # The file had last changed well before the build read it, so a later change
+    # within the same tick of the file system's clock cannot hide behind its stat.
+    settled: bool = False
+    # For an archive: article path -> line, of the ids its lines used (a new line may
+    # not repeat one); asked for only when the archive grew.
+    ids: Callable[[], dict[str, int]] = dict
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """A corpus file the previous build read, still as it was: its articles are reused.
+
+    ``lines`` is None for the whole file; for an archive that only grew, the number of
+    its first lines that are unchanged (the new lines follow as articles).
+    """
+
+    path: str
+    lines: int | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +141,17 @@ def corpus_files(root: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
+def file_stat(st: os.stat_result) -> dict[str, int]:
+    """What tells a file changed without reading it: size, mtime, ctime (no program can
+    set it back, unlike mtime) and inode (a file replaced by another)."""
+    return {
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "inode": st.st_ino,
+    }
+
+
 def relative_name(root: Path, path: Path) -> str:
     """The name a corpus file is known by: its path under ``root``, or its name if root is it."""
     return path.name if root.is_file() else path.relative_to(root).as_posix()
@@ -124,10 +164,22 @@ class CorpusReader:
     line order within an archive), as they are read. Meanwhile ``bytes_read``
     grows towards ``total_bytes`` (for a progress bar), and ``file_hashes`` collects
     the sha256 of every file read, taken from the same bytes the articles came
-    from, so an index can tell later whether the corpus changed.
+    from, so an index can tell later whether the corpus changed; ``file_stats``
+    its size, mtime and (archives) lines.
+
+    With ``known`` (what the previous build read, by corpus path), a file whose size
+    and mtime are as recorded is not read at all, nor is one whose bytes hash as
+    recorded: an :class:`Unchanged` item stands for its articles. An archive that
+    only grew (its recorded bytes unchanged, ending with a line break) yields
+    ``Unchanged(path, lines)`` and then only its new lines.
     """
 
-    def __init__(self, root: Path, files: Iterable[Path] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        files: Iterable[Path] | None = None,
+        known: dict[str, KnownFile] | None = None,
+    ) -> None:
         if not root.exists():
             raise FileNotFoundError(f"corpus not found: {root}")
         if root.is_file() and root.suffix.lower() not in SUFFIXES:
@@ -139,11 +191,27 @@ class CorpusReader:
         self.total_bytes = sum(_size(path) for path in self.files)
         self.bytes_read = 0
         self.file_hashes: dict[str, str] = {}
+        self.file_stats: dict[str, dict[str, int]] = {}
+        self.known = known or {}
+        self._resume: tuple[int, int, Any, dict[str, int]] | None = None
 
-    def __iter__(self) -> Iterator[Article | Skipped]:
+    def __iter__(self) -> Iterator[Article | Skipped | Unchanged]:
         for path in self.files:
             rel = relative_name(self.root, path)
             done = self.bytes_read + _size(path)
+            try:
+                st = path.stat()
+                self.file_stats[rel] = {**file_stat(st), "lines": 0}
+            except OSError:
+                st = None
+            known = self.known.get(rel)
+            if st is not None and known is not None and known.sha256:
+                reused = self._unchanged(path, rel, st, known)
+                if reused is not None:
+                    yield reused
+                    if reused.lines is None:
+                        self.bytes_read = done
+                        continue
             if path.suffix.lower() in ARCHIVE_SUFFIXES:
                 yield from self._read_archive(path, rel)  # counts its lines as it goes
                 self.bytes_read = done
@@ -151,6 +219,47 @@ class CorpusReader:
                 item = self._read_file(path, rel)
                 self.bytes_read = done
                 yield item
+
+    def _unchanged(
+        self, path: Path, rel: str, st: os.stat_result, known: KnownFile
+    ) -> Unchanged | None:
+        """An :class:`Unchanged` item if the file is (or begins) as ``known``; else None.
+
+        For an archive that grew, the reader is left positioned to read its new lines.
+        """
+        self._resume = None
+        size = known.stat[0]
+        if st.st_size == size:
+            if known.settled and tuple(file_stat(st).values()) == known.stat:
+                digest = known.sha256  # the same stat, long settled: not read again
+            else:
+                digest = source_hash(path)
+            if digest != known.sha256:
+                return None
+            self.file_hashes[rel] = digest
+            self.file_stats[rel]["lines"] = known.lines
+            return Unchanged(rel)
+        if path.suffix.lower() not in ARCHIVE_SUFFIXES or st.st_size < size:
+            return None
+        whole = hashlib.sha256()
+        try:
+            with open(path, "rb") as handle:
+                left = size
+                last = b""
+                while left:
+                    block = handle.read(min(left, 1 << 20))
+                    if not block:
+                        return None
+                    whole.update(block)
+                    last = block[-1:]
+                    left -= len(block)
+        except OSError:
+            return None
+        if whole.hexdigest() != known.sha256 or last != b"\n":
+            return None
+        self._resume = (size, known.lines, whole, dict(known.ids()))
+        self.bytes_read += size
+        return Unchanged(rel, known.lines)
 
     def _read_file(self, path: Path, rel: str) -> Article | Skipped:
         size = _size(path)
@@ -169,10 +278,13 @@ class CorpusReader:
             return Skipped(rel, str(err))
 
     def _read_archive(self, path: Path, rel: str) -> Iterator[Article | Skipped]:
-        whole = hashlib.sha256()  # of the whole file, from the very bytes read
+        resume, self._resume = self._resume, None
+        offset, number, whole, seen = resume or (0, 0, hashlib.sha256(), {})
+        # ``whole``: of the whole file, from the very bytes read
         try:
             with open(path, "rb") as handle:
-                yield from self._archive_lines(handle, rel, whole)
+                handle.seek(offset)
+                yield from self._archive_lines(handle, rel, whole, number, seen)
         except OSError as err:
             self.file_hashes[rel] = ""
             yield Skipped(rel, f"cannot read file: {err.strerror or err}")
@@ -180,11 +292,15 @@ class CorpusReader:
         self.file_hashes[rel] = whole.hexdigest()
 
     def _archive_lines(
-        self, handle: BinaryIO, rel: str, whole: hashlib._Hash
+        self,
+        handle: BinaryIO,
+        rel: str,
+        whole: hashlib._Hash,
+        number: int = 0,
+        seen: dict[str, int] | None = None,
     ) -> Iterator[Article | Skipped]:
-        """The items of one open JSONL archive, a line at a time."""
-        seen: dict[str, int] = {}  # article path -> its line, to refuse a repeated id
-        number = 0
+        """The items of one open JSONL archive, a line at a time (from line ``number + 1``)."""
+        seen = {} if seen is None else seen  # article path -> its line, to refuse a repeated id
         while raw := handle.readline(MAX_LINE_BYTES + 1):
             number += 1
             whole.update(raw)
@@ -210,7 +326,9 @@ class CorpusReader:
             if first != number:
                 yield Skipped(rel, f"repeats the id of line {first}", number)
                 continue
-            yield article
+            yield replace(article, line=number)
+        if rel in self.file_stats:
+            self.file_stats[rel]["lines"] = number
 
 
 def read_corpus(root: Path, files: Iterable[Path] | None = None) -> Corpus:
@@ -221,7 +339,10 @@ def read_corpus(root: Path, files: Iterable[Path] | None = None) -> Corpus:
     articles: list[Article] = []
     skipped: list[Skipped] = []
     for item in CorpusReader(root, files):
-        (articles if isinstance(item, Article) else skipped).append(item)  # type: ignore[arg-type]
+        if isinstance(item, Article):
+            articles.append(item)
+        elif isinstance(item, Skipped):
+            skipped.append(item)
     return Corpus(tuple(articles), tuple(skipped))
 
 

@@ -148,6 +148,10 @@ class Embedder:
         """Word pieces of ``text`` without the special tokens the model adds."""
         return len(self._model.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def token_counter(self) -> TokenCounter:
+        """:meth:`count_tokens` as an object that can be sent to worker processes."""
+        return TokenCounter(self._model.tokenizer)
+
     @property
     def window(self) -> int:
         """How many word pieces of a passage the model reads (its limit less CLS/SEP)."""
@@ -171,6 +175,16 @@ class Embedder:
 
     def encode_query(self, question: str) -> np.ndarray:
         return _cached_query(self, question)
+
+
+class TokenCounter:
+    """Counts word pieces with the model's tokenizer; picklable (the tokenizer is)."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 @lru_cache(maxsize=2048)

@@ -14,12 +14,13 @@ from pathlib import Path
 
 from index.answerability import Answerability
 from index.answers import Answer, Context, Source
+from index.backend import open_store
 from index.embeddings import Embedder, ModelLoadError, canonical_model_name
 from index.lexical import TOKENIZER
-from index.quotes import compose_answer, passage_ref, source_of
+from index.quotes import compose_answer, source_of
 from index.ranker import ModelFileError, Ranker
 from index.search import Searcher
-from index.store import REBUILD_HINT, IndexLoadError, index_size_bytes, load_index, read_manifest
+from index.store import REBUILD_HINT, IndexLoadError, index_size_bytes, read_manifest
 
 log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 1000
@@ -68,7 +69,7 @@ class QuoteIndex:
         self.index_dir = index_dir
         self._model = model
         self._min_confidence = min_confidence
-        self.stored = load_index(index_dir)
+        self.stored = open_store(index_dir)
         manifest = self.stored.manifest
         if model and canonical_model_name(model) != manifest.model:
             raise IndexLoadError(
@@ -101,16 +102,26 @@ class QuoteIndex:
             )
         except ModelFileError as err:
             raise IndexLoadError(str(err)) from err
-        self._ranker, self._answerability = ranker, answerability
+        self._answerability = answerability
         self.min_confidence = (
             self.searcher.answerability.threshold  # type: ignore[union-attr]
             if min_confidence is None
             else min_confidence
         )
-        self._by_ref = {
-            passage_ref(self.stored.articles[p.article], p.start): i
-            for i, p in enumerate(self.stored.passages)
-        }
+        self._sources: list[Source] | None = None
+        page_in = getattr(self.stored, "page_in", None)
+        if page_in is not None:
+            page_in()
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Search once at load, so that the first user's question finds the model's
+        first run done, the stopword list imported and the vector graph's upper layers
+        in memory: at a million passages the first answer after a load took 110 ms
+        without this, later ones 15-25 ms (scale benchmark, README)."""
+        if len(self.stored.passages):
+            words = self.stored.passages[0].text.split()[:8]
+            self.searcher.search(" ".join(words) or "news", limit=1)
 
     @property
     def build_id(self) -> str:
@@ -156,15 +167,14 @@ class QuoteIndex:
         Returns ``None`` when ``ref`` names no passage of this index (its article
         changed or was removed since the quote was given).
         """
-        i = self._by_ref.get(ref)
+        key, _, start = ref.rpartition(":")
+        i = self.stored.find_passage(key, int(start)) if start.isdigit() else None
         if i is None:
             return None
         passage = self.stored.passages[i]
-        same = [
-            j
-            for j in range(max(0, i - radius), min(len(self.stored.passages), i + radius + 1))
-            if self.stored.passages[j].article == passage.article
-        ]
+        siblings = list(self.stored.passages_of(passage.article))
+        at = siblings.index(i)
+        same = siblings[max(0, at - radius) : at + radius + 1]
         return Context(
             source=source_of(self.stored.articles[passage.article]),
             passages=tuple(self.stored.passages[j].text for j in same),
@@ -173,8 +183,13 @@ class QuoteIndex:
         )
 
     def articles(self) -> list[Source]:
-        """Every indexed article's source, in corpus order."""
-        return [source_of(a) for a in self.stored.articles]
+        """Every indexed article's source, in corpus order (read once, then kept)."""
+        if self._sources is None:
+            stored = self.stored
+            self._sources = [
+                source_of(stored.article(a, body=False)) for a in range(len(stored.articles))
+            ]
+        return list(self._sources)
 
     def stats(self) -> IndexStats:
         m = self.stored.manifest

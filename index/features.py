@@ -54,6 +54,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from index.backend import PassageStore
 from index.candidates import Candidates
 from index.lexicon import Lexicon, PassageWords
 from index.question import Question
@@ -258,15 +259,15 @@ class PairCosines:
     worked out once per passage, the first time it is a candidate.
     """
 
-    def __init__(self, sentence_vectors: np.ndarray, sentence_starts: np.ndarray) -> None:
-        self._vectors = sentence_vectors
-        self._starts = sentence_starts
+    def __init__(self, stored: PassageStore) -> None:
+        self._stored = stored
         self._norms: dict[int, np.ndarray] = {}
 
     def of(self, i: int) -> np.ndarray:
         norms = self._norms.get(i)
         if norms is None:
-            block = np.asarray(self._vectors[self._starts[i] : self._starts[i + 1]], np.float32)
+            rows = self._stored.sentence_rows(i)
+            block = np.asarray(self._stored.sentence_vectors[rows], np.float32)
             dots = np.einsum("ij,ij->i", block[:-1], block[1:])
             norms = self._norms[i] = np.sqrt(np.maximum(2.0 + 2.0 * dots, 1e-6))
         return norms

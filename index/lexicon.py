@@ -7,19 +7,18 @@ or "who" question wants); which words its whole article has. This module
 answers those from the stored index, working each passage out once, the first
 time it is a candidate, and keeping it.
 
-Document frequencies come from the passage BM25 index itself (the number of
-passages holding each word), so nothing is counted at load.
+Document frequencies and each article's words were counted when the index was
+built; nothing here touches every passage.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from dataclasses import dataclass
 
+from index.backend import PassageStore
 from index.lexical import tokenize
-from index.store import StoredIndex
 
 _WORD = re.compile(r"\w[\w,.]*\w|\w")
 _CAPITALISED = re.compile(r"(?<![\w'’-])[A-Z][\w'’-]*")
@@ -76,36 +75,34 @@ class Lexicon:
     thread sees an entry or none, never half of one.
     """
 
-    def __init__(self, stored: StoredIndex) -> None:
+    def __init__(self, stored: PassageStore) -> None:
         self.stored = stored
         self.passage_count = len(stored.passages)
-        self._df = stored.passage_bm25.document_frequencies()
-        self._article_of = [p.article for p in stored.passages]
-        self._first = {
-            i for i, (a, b) in enumerate(itertools.pairwise([-1, *self._article_of])) if a != b
-        }
-        self._first_of = {self._article_of[i]: i for i in self._first}
+        self._bm25 = stored.passage_bm25
         self._passages: dict[int, PassageWords] = {}
-        self._articles: dict[int, frozenset[str]] = {}
         self._titles: dict[int, frozenset[str]] = {}
 
     def df(self, token: str) -> int:
-        return self._df.get(token, 0)
+        return self._bm25.document_frequency(token)
 
     def known(self, token: str) -> bool:
-        return token in self._df
+        return self.df(token) > 0
 
     def idf(self, token: str) -> float:
         """BM25's (Lucene's) inverse document frequency over passages."""
-        n, df = self.passage_count, self.df(token)
-        return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        return self._bm25.idf(token)
 
     def article_of(self, i: int) -> int:
-        return self._article_of[i]
+        return int(self.stored.passages.article_ids[i])
+
+    def first_of(self, a: int) -> int | None:
+        """The opening passage of article ``a``."""
+        passages = self.stored.passages_of(a)
+        return int(passages[0]) if len(passages) else None
 
     def is_first(self, i: int) -> bool:
         """Whether passage ``i`` opens its article."""
-        return i in self._first
+        return self.first_of(self.article_of(i)) == i
 
     def passage(self, i: int) -> PassageWords:
         words = self._passages.get(i)
@@ -115,23 +112,20 @@ class Lexicon:
         return words
 
     def article(self, a: int) -> frozenset[str]:
-        """Every word of article ``a``, title included."""
-        words = self._articles.get(a)
-        if words is None:
-            article = self.stored.articles[a]
-            words = self._articles[a] = frozenset(tokenize(f"{article.title}\n{article.body}"))
-        return words
+        """Every word of article ``a``, title included (stored at build time)."""
+        return self.stored.article_tokens(a)
 
     def lead(self, a: int) -> frozenset[str]:
         """The words of article ``a``'s title and opening passage: what the article is about."""
-        first = self._first_of.get(a)
+        first = self.first_of(a)
         opening = self.passage(first).tokens if first is not None else frozenset()
         return self.title(a) | opening
 
     def title(self, a: int) -> frozenset[str]:
         words = self._titles.get(a)
         if words is None:
-            words = self._titles[a] = frozenset(tokenize(self.stored.articles[a].title))
+            title = self.stored.article(a, body=False).title
+            words = self._titles[a] = frozenset(tokenize(title))
         return words
 
 

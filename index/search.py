@@ -19,13 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from index.answerability import Answerability
+from index.backend import PassageStore
 from index.candidates import gather
 from index.embeddings import Embedder
 from index.features import FEATURES, FeatureRows, PairCosines, compute
 from index.lexicon import Lexicon
 from index.question import Question, parse_question
 from index.ranker import Ranker
-from index.store import StoredIndex
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Searcher:
 
     def __init__(
         self,
-        stored: StoredIndex,
+        stored: PassageStore,
         embedder: Embedder,
         ranker: Ranker | None = None,
         answerability: Answerability | None = None,
@@ -54,13 +54,7 @@ class Searcher:
         self.ranker = ranker
         self.answerability = answerability
         self.lexicon = Lexicon(stored)
-        starts = np.zeros(len(stored.passages) + 1, dtype=np.int64)
-        np.cumsum([len(p.sentences) for p in stored.passages], out=starts[1:])
-        self._sentence_starts = starts
-        self._pairs = PairCosines(stored.sentence_vectors, starts)
-        self._article_passages: dict[int, list[int]] = {}
-        for i, passage in enumerate(stored.passages):
-            self._article_passages.setdefault(passage.article, []).append(i)
+        self._pairs = PairCosines(stored)
 
     def measure(
         self, question: str, vector: np.ndarray | None = None
@@ -73,20 +67,14 @@ class Searcher:
         parsed = parse_question(question, self.lexicon)
         if vector is None:
             vector = self.embedder.encode_query(question)
-        candidates = gather(
-            self.stored,
-            self._article_passages,
-            self._sentence_starts,
-            vector,
-            list(parsed.tokens),
-        )
+        candidates = gather(self.stored, vector, list(parsed.tokens))
         return parsed, compute(parsed, candidates, self.lexicon, self._pairs)
 
     def search(self, question: str, limit: int = 20) -> list[Hit]:
         """The best ``limit`` passages for ``question``, best first."""
         if self.ranker is None or self.answerability is None:
             raise ValueError("a Searcher needs a ranker and an answerability model to search")
-        if not self.stored.passages:
+        if not len(self.stored.passages):
             return []
         _, rows = self.measure(question)
         if not len(rows.ids):

@@ -30,12 +30,12 @@ What each figure is:
 - *peak RSS*: ``ru_maxrss`` of a process that loaded the model and built the
   index (model included); each size is built and served in fresh processes;
 - *load*: ``QuoteIndex(index_dir, embedder=model_already_loaded)``;
-  *first answer*: the first question after that (lazy caches fill);
+  *first answer*: the first question after that;
 - *answer p50/p95* over ``--questions`` questions (6-10 consecutive words of a
   random sentence of the archive, and some of ``dev_qa.jsonl``), the query
   embedding cache cleared before each, beside bare query embedding;
-- *recall@10*: the FAISS index's top 10 against an exact inner-product top 10
-  over the stored passage vectors (1.0 while the index is exact);
+- *recall@10*: the store's nearest-passage search, top 10, against an exact
+  inner-product top 10 over the stored passage vectors (1.0 where exact);
 - *append 10*: 10 articles (100 passages) appended to the archive, then ``build_index``
   (the archive is cut back to its size afterwards);
 - *up-to-date check* (``is_up_to_date``, what ``--if-changed`` runs) and
@@ -111,7 +111,13 @@ PUBLISHERS = (
 _SENTENCE_END = re.compile(r"[.!?\"”’)]$")
 _BULLET = re.compile(r"^\s*(?:[-*•·▪◦‣#|>]|\d{1,2}[.)])")
 # build_index's stage messages by their first word, and what the tables call them.
-STAGE_NAMES = {"splitting": "split", "embedding": "embed", "building": "bm25", "writing": "write"}
+STAGE_NAMES = {
+    "splitting": "split",
+    "embedding": "embed",
+    "building": "bm25",
+    "indexing": "ann",
+    "writing": "write",
+}
 RESULT = "RESULT "  # prefix of the one line a child process reports its figures on
 
 
@@ -474,10 +480,11 @@ def ann_recall_at_k(stored: StoredIndex, queries: np.ndarray, k: int = RECALL_K)
     The exact top ``k`` is a brute-force inner product over
     ``stored.passage_vectors`` (in chunks, so a million vectors need no
     million-by-queries matrix), and the approximate one is whatever
-    ``stored.faiss_index.search`` gives with its settings as loaded: exact
-    today (``IndexFlatIP``, so 1.0), the figure to watch once it is an
-    approximate index. A returned passage scoring as high as the exact
-    ``k``-th counts as found, so ties do not read as misses.
+    ``stored.faiss_index.search`` gives with its settings as loaded: 1.0 for
+    segments searched exactly, less for those with an approximate (HNSW) index
+    (``index/dense.py``; ``--ann-min 0`` gives every segment one). A returned
+    passage scoring as high as the exact ``k``-th counts as found, so ties do not
+    read as misses.
     """
     import numpy as np
 
@@ -548,7 +555,9 @@ def load_embedder(spec: dict[str, Any]) -> Embedder:
     return Embedder(spec["model"], spec.get("backend"), cache_dir=cache)
 
 
-def timed_build(label: str, corpus: Path, index_dir: Path, embedder: Embedder) -> dict[str, Any]:
+def timed_build(
+    label: str, corpus: Path, index_dir: Path, embedder: Embedder, ann_min: int | None = None
+) -> dict[str, Any]:
     """``build_index`` with the embedder wrapped, its stages timed and shown as they pass.
 
     The first stage, "read", is everything before ``build_index`` announces the
@@ -567,6 +576,7 @@ def timed_build(label: str, corpus: Path, index_dir: Path, embedder: Embedder) -
             embedder=timer.as_embedder(),
             progress=False,
             on_stage=progress.on_stage,
+            ann_min=ann_min,
         )
         ended = time.perf_counter()
     return {
@@ -609,7 +619,7 @@ def child_build(spec: dict[str, Any]) -> dict[str, Any]:
     model_rss = peak_rss_mib()
     shutil.rmtree(index_dir, ignore_errors=True)
 
-    build = timed_build(f"{label} build", corpus, index_dir, embedder)
+    build = timed_build(f"{label} build", corpus, index_dir, embedder, spec.get("ann_min"))
     build_rss = peak_rss_mib()
     say(
         f"    {label}: build {seconds(build['seconds'])}, peak RSS {build_rss:,.0f} MiB "
@@ -622,7 +632,9 @@ def child_build(spec: dict[str, Any]) -> dict[str, Any]:
         up_to_date = is_up_to_date(corpus, index_dir, embedder.name)
         check_seconds = time.perf_counter() - started
 
-    rebuild = timed_build(f"{label} rebuild, unchanged", corpus, index_dir, embedder)
+    rebuild = timed_build(
+        f"{label} rebuild, unchanged", corpus, index_dir, embedder, spec.get("ann_min")
+    )
     return {
         "build": build,
         "rebuild": rebuild,
@@ -684,7 +696,9 @@ def child_serve(spec: dict[str, Any]) -> dict[str, Any]:
     maker = ArticleMaker(_pool(), random.Random(f"{spec['seed']}-append"))
     lines = [json_line(maker.article(f"append-{n:02d}", 10)) for n in range(APPENDED_ARTICLES)]
     with appended(corpus / ARCHIVE, lines):
-        append = timed_build(f"{label} append {APPENDED_ARTICLES}", corpus, index_dir, embedder)
+        append = timed_build(
+            f"{label} append {APPENDED_ARTICLES}", corpus, index_dir, embedder, spec.get("ann_min")
+        )
     return {
         "load_seconds": load_seconds,
         "serve_rss_mib": serve_rss,
@@ -887,6 +901,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the archives, questions and tiny model"
     )
+    parser.add_argument(
+        "--ann-min",
+        type=int,
+        default=None,
+        help="passages from which a segment gets an approximate (HNSW) index "
+        "(default: the index's own threshold); 0 measures HNSW's recall at any size",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.sizes is None:
@@ -947,6 +968,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "corpus": str(corpus),
             "index": str(workdir / "indexes" / model_slug(model) / corpus.name),
             "questions": args.questions,
+            "ann_min": args.ann_min,
             "seed": args.seed,
         }
         build = run_child("build", spec)

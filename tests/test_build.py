@@ -234,8 +234,8 @@ def test_missing_or_corrupt_index_is_a_clear_error(tmp_path, seed_index_dir, emb
         QuoteIndex(tmp_path / "nowhere", MODEL, embedder=embedder)
     copy = tmp_path / "copy"
     shutil.copytree(seed_index_dir / "current", copy)
-    faiss_file = copy / "passages.faiss"
-    faiss_file.write_bytes(faiss_file.read_bytes()[:100])
+    (vectors,) = copy.glob("seg-*/passage-vectors.npy")
+    vectors.write_bytes(vectors.read_bytes()[:100])
     with pytest.raises(IndexLoadError, match=r"damaged.*rebuild"):
         QuoteIndex(copy, MODEL, embedder=embedder)
     (copy / "manifest.json").write_text("{not json")

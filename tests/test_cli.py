@@ -16,7 +16,7 @@ from tests.conftest import DEV_QA, MODEL, ROOT, needs_shared
 from tests.conftest import run_index as run
 
 
-@pytest.mark.parametrize("command", [[], ["build"], ["search"], ["stats"], ["eval"]])
+@pytest.mark.parametrize("command", [[], ["build"], ["search"], ["stats"], ["eval"], ["verify"]])
 def test_every_command_has_help(command):
     result = run(*command, "--help")
     assert result.returncode == 0, result.stderr
@@ -47,6 +47,21 @@ def test_search_plain_text_prints_quote_and_source(seed_index_dir):
     assert result.returncode == 0, result.stderr
     assert "regime change" in result.stdout
     assert "— MEK Iran: Executions Continue" in result.stdout
+
+
+def test_verify_hashes_every_file(seed_index_dir, tmp_path):
+    result = run("verify", "--index", str(seed_index_dir))
+    assert result.returncode == 0, result.stderr
+    assert "is intact" in result.stdout and "files" in result.stdout
+    copy = tmp_path / "index"
+    shutil.copytree(seed_index_dir, copy, symlinks=True)
+    (vectors,) = (copy / "current").resolve().glob("seg-*/sentence-vectors.npy")
+    data = bytearray(vectors.read_bytes())
+    data[-1] ^= 0x01
+    vectors.write_bytes(bytes(data))
+    result = run("verify", "--index", str(copy))
+    assert result.returncode == 1
+    assert "sentence-vectors.npy does not match its checksum" in result.stderr
 
 
 def test_stats_and_missing_index_message(seed_index_dir, tmp_path):

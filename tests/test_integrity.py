@@ -10,6 +10,7 @@ of the damaged vectors) so that the index loads again.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -49,11 +50,16 @@ def build_of(index_dir: Path) -> Path:
     return (index_dir / "current").resolve()
 
 
-def truncate_faiss(index_dir: Path) -> str:
-    path = build_of(index_dir) / "passages.faiss"
+def segment_file(index_dir: Path, name: str) -> Path:
+    (path,) = build_of(index_dir).glob(f"seg-*/{name}")
+    return path
+
+
+def truncate_vectors(index_dir: Path) -> str:
+    path = segment_file(index_dir, "passage-vectors.npy")
     with open(path, "r+b") as handle:
         handle.truncate(path.stat().st_size // 2)
-    return "passages.faiss has"
+    return "passage-vectors.npy has"
 
 
 def delete_manifest(index_dir: Path) -> str:
@@ -73,27 +79,41 @@ def remove_current_link(index_dir: Path) -> str:
     return "current link is missing"
 
 
-def flip_faiss_bytes(index_dir: Path) -> str:
+def flip_vector_bytes(index_dir: Path) -> str:
     """400 bytes inverted inside the vectors: the file still has its size and still loads."""
-    path = build_of(index_dir) / "passages.faiss"
+    path = segment_file(index_dir, "passage-vectors.npy")
     data = bytearray(path.read_bytes())
     for i in range(400):
         data[200 + i * 37] ^= 0xFF
     path.write_bytes(bytes(data))
-    return "passages.faiss does not match its checksum"
+    return "passage-vectors.npy does not match its checksum"
+
+
+def flip_bytes_keep_times(index_dir: Path) -> str:
+    """Bytes changed in place and the file's mtime set back: its ctime still tells."""
+    path = segment_file(index_dir, "sentence-vectors.npy")
+    before = path.stat()
+    with open(path, "r+b") as handle:
+        handle.seek(before.st_size // 2)
+        byte = handle.read(1)
+        handle.seek(before.st_size // 2)
+        handle.write(bytes([byte[0] ^ 0x01]))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    return "sentence-vectors.npy does not match its checksum"
 
 
 def delete_build_file(index_dir: Path) -> str:
-    (build_of(index_dir) / "sentences.npy").unlink()
-    return "sentences.npy is missing"
+    segment_file(index_dir, "sentence-vectors.npy").unlink()
+    return "sentence-vectors.npy is missing"
 
 
 DAMAGE: list[Callable[[Path], str]] = [
-    truncate_faiss,
+    truncate_vectors,
     delete_manifest,
     break_current_link,
     remove_current_link,
-    flip_faiss_bytes,
+    flip_vector_bytes,
+    flip_bytes_keep_times,
     delete_build_file,
 ]
 
@@ -141,8 +161,46 @@ def test_the_manifest_records_every_file_of_its_build(index_copy):
     on_disk = {
         p.relative_to(build).as_posix()
         for p in build.rglob("*")
-        if p.is_file() and p.name != "manifest.json"
+        if p.is_file() and p.name not in ("manifest.json", store.STAMP)
     }
     assert set(manifest.checksums) == on_disk
-    size, digest = manifest.checksums["passages.faiss"]
-    assert size == (build / "passages.faiss").stat().st_size and len(digest) == 64
+    vectors = segment_file(index_copy, "passage-vectors.npy").relative_to(build).as_posix()
+    size, digest = manifest.checksums[vectors]
+    assert size == (build / vectors).stat().st_size and len(digest) == 64
+
+
+def test_a_changed_byte_in_any_file_of_the_build_is_found(pristine, tmp_path):
+    """Every file of a build (segments, words, view, vectors) is covered by the checks."""
+    corpus, index_dir = pristine
+    names = sorted(load_index(index_dir).manifest.checksums)
+    assert len(names) > 20
+    for n, name in enumerate(names):
+        copy = tmp_path / f"copy-{n}"
+        shutil.copytree(index_dir, copy, symlinks=True)
+        path = build_of(copy) / name
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+        with pytest.raises(store.IndexDamaged, match=f"{name} does not match its checksum"):
+            load_index(copy)
+        assert not is_up_to_date(corpus, copy, MODEL), name
+        shutil.rmtree(copy)
+
+
+def test_loading_trusts_the_stamp_and_hashes_what_changed(index_copy, monkeypatch):
+    """A loaded build is not hashed again while its files' stat is as recorded."""
+    load_index(index_copy)  # a copy: hashed once, then stamped
+    hashed: list[str] = []
+    real = store.damage.__globals__["file_sha256"]
+
+    def counting(path: Path) -> str:
+        hashed.append(path.name)
+        return real(path)
+
+    monkeypatch.setitem(store.damage.__globals__, "file_sha256", counting)
+    load_index(index_copy)
+    assert hashed == []
+    view = build_of(index_copy) / store.VIEW
+    view.write_bytes(view.read_bytes())  # same bytes, new times: hashed, found right
+    load_index(index_copy)
+    assert hashed == [store.VIEW]

@@ -85,3 +85,34 @@ def test_sentence_offsets_are_pysbds_own_on_the_seed_articles():
             assert _pysbd_spans(text) == [(s.start, s.end) for s in segmenter.segment(text)]
             paragraphs += 1
     assert paragraphs > 40
+
+
+def test_the_faster_abbreviation_pass_knows_every_odd_case_fold():
+    """The abbreviation shortcut is exact only if it knows each character that a
+    case-insensitive regex takes for an ASCII letter while its lower case is none."""
+    import re
+
+    from index.passages import _CASE_ODD
+
+    letter = re.compile("[a-z]", re.IGNORECASE)
+    odd = {
+        c for c in map(chr, range(128, 0x110000)) if letter.fullmatch(c) and not c.lower().isascii()
+    }
+    assert odd == set(_CASE_ODD)
+
+
+def test_sentence_offsets_match_pysbd_with_abbreviations_and_odd_letters():
+    import pysbd
+
+    from index.passages import _pysbd_spans
+
+    segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
+    texts = [
+        "He met Mr. Smith at St. Mary's. It is no. 5 on the list. Gen. Lee came.",
+        "Prices rose 3.5 per cent, e.g. in Jan. and Feb. The co. said so. Fig. 2 shows it.",
+        "The ſt. Paul case. İs. it? Then Dr.phil. Meyer spoke at 10 a.m. sharp.",
+        "“Quoted,” he said. Ms. Ortiz left — at 5 p.m. — and no. St. It is.",
+        "A man. A plan. Is it so? I am. Op. cit. pp. 4–5. Vol. 3, art. 7.",
+    ]
+    for text in texts:
+        assert _pysbd_spans(text) == [(s.start, s.end) for s in segmenter.segment(text)], text

@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from index.backend import PassageStore as StoredIndex
 from index.lexical import tokenize
-from index.store import StoredIndex
 
 DEPTH = 100
 FUSION_K = 60
@@ -24,9 +24,8 @@ Baseline = Callable[[str, np.ndarray], list[int]]
 
 def bm25(stored: StoredIndex) -> Baseline:
     def ranked(question: str, vector: np.ndarray) -> list[int]:
-        scores = stored.passage_bm25.scores(list(dict.fromkeys(tokenize(question))))
-        order = np.argsort(-scores, kind="stable")[:DEPTH]
-        return [int(i) for i in order if scores[i] > 0]
+        ids, scores = stored.passage_bm25.search(list(dict.fromkeys(tokenize(question))), DEPTH)
+        return [int(i) for i, score in zip(ids, scores, strict=True) if score > 0]
 
     return ranked
 
