@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install index lint bench bench-scale eval clean
+.PHONY: run test install index lint bench bench-scale eval quality train clean
 
 # Run the bot. With TELEGRAM_BOT_TOKEN set it connects to Telegram; without it,
 # it opens a chat in this terminal over the same answering code.
@@ -39,6 +39,16 @@ lint: $(STAMP)
 eval: index
 	$(BIN)/python -m index eval ../shared/eval/dev_qa.jsonl --misses
 	$(BIN)/python -m index eval eval/holdout_qa.jsonl --misses
+
+# Answer quality, held out: quotebot's models fitted fold by fold (folds by article) on
+# ../shared/eval, beside BM25, dense and their fusion, one table per question set.
+quality: $(STAMP)
+	$(BIN)/python -m index quality
+
+# Learn the ranker and the "not found" model again and write them into index/models,
+# with a record of the data, folds, seed and held-out figures (training.json).
+train: $(STAMP)
+	$(BIN)/python -m index train
 
 bench: index
 	$(BIN)/python scripts/benchmark.py
