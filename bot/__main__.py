@@ -19,8 +19,7 @@ from bot.journal import JournalError
 from bot.logs import configure_logging
 from bot.service import QuoteService, example_questions
 from bot.settings import BotSettings, settings_table
-from index import IndexLoadError, QuoteIndex
-from index.settings import SettingsError
+from index import IndexLoadError, QuoteIndex, SettingsError
 
 log = logging.getLogger("bot")
 

@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from index.settings import IndexSettings, env_var
+from index import IndexSettings, env_var
 
 TELEGRAM_BASE_URL = "https://api.telegram.org/bot"
 

@@ -350,7 +350,7 @@ def _learn(shared_eval: Path, work: Path, *, write_models: bool, out: Path | Non
     )
     typer.echo(outcome.report)
     typer.echo(
-        f"\n\"not found\" line: probability {outcome.threshold:.3f}; {outcome.seconds:.0f}s"
+        f'\n"not found" line: probability {outcome.threshold:.3f}; {outcome.seconds:.0f}s'
         + (f"; models written to {out or MODELS}" if write_models else "")
     )
 

@@ -166,9 +166,7 @@ def passage_words(text: str, sentences: tuple[tuple[int, int], ...]) -> PassageW
             )
         )
         cardinals.append(frozenset(stems[j] for j in numbers if stems[j]))
-        dated.append(
-            any(_YEAR.match(w) for w in words) or bool(set(lowered_words) & _CALENDAR)
-        )
+        dated.append(any(_YEAR.match(w) for w in words) or bool(set(lowered_words) & _CALENDAR))
         first = words[0] if words else ""
         names.append(
             frozenset(
