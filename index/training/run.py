@@ -82,11 +82,8 @@ def run(
 
 
 def _record(sources, items, holdout, embedder, threshold, report) -> dict:
-    def file_entry(path: Path) -> dict:
-        return {
-            "path": str(path.relative_to(path.parents[2]) if "eval" in path.parts else path.name),
-            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        }
+    def file_entry(path: Path, shown: str) -> dict:
+        return {"path": shown, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
     counts: dict[str, dict[str, int]] = {}
     for item in items + holdout:
@@ -97,10 +94,11 @@ def _record(sources, items, holdout, embedder, threshold, report) -> dict:
         "command": "python -m index train",
         "seed": fit.SEED,
         "data": [
-            file_entry(eval_dir / "squad-dev16" / "qa.jsonl"),
-            file_entry(eval_dir / "nq-offtopic.jsonl"),
-            file_entry(eval_dir / "dev_qa.jsonl"),
-            file_entry(sources.repo / "eval" / "holdout_qa.jsonl"),
+            file_entry(eval_dir / name, f"../shared/eval/{name}")
+            for name in ("squad-dev16/qa.jsonl", "nq-offtopic.jsonl", "dev_qa.jsonl")
+        ]
+        + [
+            file_entry(sources.repo / "eval" / "holdout_qa.jsonl", "eval/holdout_qa.jsonl"),
         ],
         "corpora": {
             "squad": "../shared/eval/squad-dev16/corpus",
