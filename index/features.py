@@ -157,10 +157,12 @@ def compute(
     asked = frozenset(question.tokens)
     col = COLUMN
     sentence_scores: list[tuple[float, ...]] = []
+    article_of = {i: lexicon.article_of(i) for i in candidates.ids.tolist()}
+    held = lexicon.held_by_articles(question.tokens, article_of.values())
     for r, i in enumerate(candidates.ids.tolist()):
-        article = lexicon.article_of(i)
+        article = article_of[i]
         words = lexicon.passage(i)
-        article_words = lexicon.article(article)
+        article_words = held[article]  # the question's words the article holds
         cos = candidates.sentence_cosines[r]
         per_cov = [_share(weight, s) / total for s in words.sentences]
         if len(per_cov) != len(cos):  # a passage without sentence spans: one "sentence"
@@ -174,7 +176,7 @@ def compute(
         row[col["sentence_joint"]] = float(joint[best])
         lead = lexicon.lead(article)
         row[col["sentence_joint_lead"]] = max(
-            float(c) + _share(weight, sentence | lead) / total
+            float(c) + _share_either(weight, sentence, lead) / total
             for c, sentence in zip(cos, words.sentences or (words.tokens,), strict=False)
         )
         if len(cos) > 1:
@@ -182,7 +184,7 @@ def compute(
             row[col["sentence_window"]] = float(((cos[:-1] + cos[1:]) / pair).max())
             row[col["coverage_window"]] = (
                 max(
-                    _share(weight, a | b)
+                    _share_either(weight, a, b)
                     for a, b in zip(words.sentences, words.sentences[1:], strict=False)
                 )
                 / total
@@ -199,7 +201,7 @@ def compute(
         row[col["coverage_sentence"]] = float(cov.max())
         row[col["coverage_article"]] = _share(weight, article_words) / total
         row[col["coverage_title"]] = _share(weight, lexicon.title(article)) / total
-        row[col["coverage_lead"]] = _share(weight, words.tokens | lexicon.lead(article)) / total
+        row[col["coverage_lead"]] = _share_either(weight, words.tokens, lead) / total
         if question.bigrams:
             row[col["bigrams"]] = len(question.bigrams & words.bigrams) / len(question.bigrams)
         if numbers:
@@ -275,6 +277,11 @@ class PairCosines:
 
 def _share(weight: dict[str, float], found: frozenset[str]) -> float:
     return sum(w for t, w in weight.items() if t in found)
+
+
+def _share_either(weight: dict[str, float], one: frozenset[str], other: frozenset[str]) -> float:
+    """``_share(weight, one | other)`` without building the union."""
+    return sum(w for t, w in weight.items() if t in one or t in other)
 
 
 def _peak_missing(weight: dict[str, float], found: frozenset[str]) -> float:

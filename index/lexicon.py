@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from index.backend import PassageStore
@@ -114,6 +115,22 @@ class Lexicon:
     def article(self, a: int) -> frozenset[str]:
         """Every word of article ``a``, title included (stored at build time)."""
         return self.stored.article_tokens(a)
+
+    def held_by_articles(
+        self, tokens: Sequence[str], articles: Iterable[int]
+    ) -> dict[int, frozenset[str]]:
+        """For each article, which of ``tokens`` it holds, title included.
+
+        What the ranking asks of an article is only ever about the question's
+        words, so this reads them from the article's stored word list instead of
+        building the set of all its words (thousands, for a long article).
+        """
+        ids = sorted(set(articles))
+        held = self.stored.article_bm25.holding(list(tokens), ids)
+        return {
+            a: frozenset(t for t, has in zip(tokens, row, strict=True) if has)
+            for a, row in zip(ids, held.tolist(), strict=True)
+        }
 
     def lead(self, a: int) -> frozenset[str]:
         """The words of article ``a``'s title and opening passage: what the article is about."""

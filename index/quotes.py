@@ -64,6 +64,7 @@ def compose_answer(
         return Answer(question, False, ())
     best, best_coverage = hits[0].probability, hits[0].signals["coverage"]
     groups: list[list[Hit]] = []
+    texts = _Texts(stored)
     for hit in hits:
         if not every_hit and (
             hit.probability < min_probability
@@ -72,7 +73,7 @@ def compose_answer(
         ):
             continue
         for group in groups:
-            if _near_duplicate(stored, group[0].passage, hit.passage):
+            if _near_duplicate(texts, group[0].passage, hit.passage):
                 group.append(hit)
                 break
         else:
@@ -119,19 +120,34 @@ def normalized(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
-def _near_duplicate(stored: StoredIndex, a: int, b: int) -> bool:
+class _Texts:
+    """Each passage's text normalized, its figures and its words, worked out once per answer."""
+
+    def __init__(self, stored: StoredIndex) -> None:
+        self.stored = stored
+        self._seen: dict[int, tuple[str, set[str], set[str]]] = {}
+
+    def of(self, i: int) -> tuple[str, set[str], set[str]]:
+        known = self._seen.get(i)
+        if known is None:
+            text = self.stored.passages[i].text
+            flat = normalized(text)
+            known = self._seen[i] = (flat, _numbers(text), set(_WORD.findall(flat)))
+        return known
+
+
+def _near_duplicate(texts: _Texts, a: int, b: int) -> bool:
     if a == b:
         return True
-    text_a, text_b = stored.passages[a].text, stored.passages[b].text
-    if normalized(text_a) == normalized(text_b):
+    flat_a, numbers_a, words_a = texts.of(a)
+    flat_b, numbers_b, words_b = texts.of(b)
+    if flat_a == flat_b:
         return True
-    if _numbers(text_a) != _numbers(text_b):
+    if numbers_a != numbers_b:
         return False  # same wording, other figures: sources that disagree stay apart
-    cosine = float(np.dot(stored.passage_vectors[a], stored.passage_vectors[b]))
-    if cosine < NEAR_DUPLICATE_COSINE:
+    vectors = texts.stored.passage_vectors
+    if float(np.dot(vectors[a], vectors[b])) < NEAR_DUPLICATE_COSINE:
         return False
-    words_a = set(_WORD.findall(normalized(text_a)))
-    words_b = set(_WORD.findall(normalized(text_b)))
     union = words_a | words_b
     return bool(union) and len(words_a & words_b) / len(union) >= NEAR_DUPLICATE_JACCARD
 
