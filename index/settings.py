@@ -48,7 +48,13 @@ class IndexSettings(BaseSettings):
     )
     top_k: int = Field(3, ge=1, le=50, description="Quotes per answer.")
     min_confidence: float | None = Field(
-        None, ge=0, le=1, description="Override the calibrated 'not found' threshold (0-1)."
+        None,
+        ge=0,
+        le=1,
+        description=(
+            "Override the learned 'not found' line: the probability (0-1) a best quote "
+            "needs to be shown."
+        ),
     )
 
     @field_validator("min_confidence", mode="before")
