@@ -137,17 +137,23 @@ class _Texts:
 
 
 def _near_duplicate(texts: _Texts, a: int, b: int) -> bool:
+    """Whether passages ``a`` and ``b`` say the same thing with the same figures.
+
+    The cosine of their vectors comes first: it is one dot product, and texts
+    that differ only in case or spacing embed alike, so most pairs are settled
+    before either text is normalized.
+    """
     if a == b:
         return True
+    vectors = texts.stored.passage_vectors
+    if float(np.dot(vectors[a], vectors[b])) < NEAR_DUPLICATE_COSINE:
+        return False
     flat_a, numbers_a, words_a = texts.of(a)
     flat_b, numbers_b, words_b = texts.of(b)
     if flat_a == flat_b:
         return True
     if numbers_a != numbers_b:
         return False  # same wording, other figures: sources that disagree stay apart
-    vectors = texts.stored.passage_vectors
-    if float(np.dot(vectors[a], vectors[b])) < NEAR_DUPLICATE_COSINE:
-        return False
     union = words_a | words_b
     return bool(union) and len(words_a & words_b) / len(union) >= NEAR_DUPLICATE_JACCARD
 
