@@ -159,6 +159,7 @@ def compute(
     sentence_scores: list[tuple[float, ...]] = []
     article_of = {i: lexicon.article_of(i) for i in candidates.ids.tolist()}
     held = lexicon.held_by_articles(question.tokens, article_of.values())
+    leads = lexicon.held_by_leads(question.tokens, article_of.values())
     for r, i in enumerate(candidates.ids.tolist()):
         article = article_of[i]
         words = lexicon.passage(i)
@@ -174,7 +175,7 @@ def compute(
         row[col["dense"]] = candidates.dense[r]
         row[col["sentence"]] = float(cos.max())
         row[col["sentence_joint"]] = float(joint[best])
-        lead = lexicon.lead(article)
+        lead = leads[article]  # the question's words its article's title and lead hold
         row[col["sentence_joint_lead"]] = max(
             float(c) + _share_either(weight, sentence, lead) / total
             for c, sentence in zip(cos, words.sentences or (words.tokens,), strict=False)

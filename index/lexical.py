@@ -74,7 +74,22 @@ def fold(text: str) -> str:
     if text.isascii():
         return text
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    if _ASTRAL.search(decomposed):  # beyond the table below: the slow, general way
+        return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return decomposed.translate(_combining_marks())
+
+
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+@lru_cache(maxsize=1)
+def _combining_marks() -> dict[int, None]:
+    """A ``str.translate`` table deleting every combining mark of the Basic Multilingual Plane.
+
+    Text with one curly quote is not ASCII, so most news takes this path;
+    a table lookup in C is some ten times faster than a test per character.
+    """
+    return {cp: None for cp in range(0x10000) if unicodedata.combining(chr(cp))}
 
 
 def tokenize(text: str) -> list[str]:

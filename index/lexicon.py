@@ -17,6 +17,7 @@ import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from index.backend import PassageStore
 from index.lexical import tokenize
@@ -24,6 +25,7 @@ from index.lexical import tokenize
 _WORD = re.compile(r"\w[\w,.]*\w|\w")
 _CAPITALISED = re.compile(r"(?<![\w'’-])[A-Z][\w'’-]*")
 _CARDINAL = re.compile(r"^\d[\d,.]*$")
+_DIGIT = re.compile(r"\d")
 _YEAR = re.compile(r"^(1[0-9]|20)\d\d$")
 # Calendar words mark a sentence that can answer "when": a closed class, not a fitted list.
 _CALENDAR = frozenset(
@@ -112,10 +114,6 @@ class Lexicon:
             words = self._passages[i] = passage_words(passage.text, passage.sentences)
         return words
 
-    def article(self, a: int) -> frozenset[str]:
-        """Every word of article ``a``, title included (stored at build time)."""
-        return self.stored.article_tokens(a)
-
     def held_by_articles(
         self, tokens: Sequence[str], articles: Iterable[int]
     ) -> dict[int, frozenset[str]]:
@@ -132,11 +130,28 @@ class Lexicon:
             for a, row in zip(ids, held.tolist(), strict=True)
         }
 
-    def lead(self, a: int) -> frozenset[str]:
-        """The words of article ``a``'s title and opening passage: what the article is about."""
-        first = self.first_of(a)
-        opening = self.passage(first).tokens if first is not None else frozenset()
-        return self.title(a) | opening
+    def held_by_leads(
+        self, tokens: Sequence[str], articles: Iterable[int]
+    ) -> dict[int, frozenset[str]]:
+        """For each article, which of ``tokens`` its title or opening passage holds.
+
+        Title and opening passage (the *lead*) are where news says what an
+        article is about. The opening passages' words are read from the stored
+        word lists, in one pass for all the articles, so an article first met
+        costs no analysis of its opening passage.
+        """
+        ids = sorted(set(articles))
+        firsts = [self.first_of(a) for a in ids]
+        opening = self.stored.passage_bm25.holding(
+            list(tokens), [f for f in firsts if f is not None]
+        ).tolist()
+        held: dict[int, frozenset[str]] = {}
+        rows = iter(opening)
+        for a, first in zip(ids, firsts, strict=True):
+            row = next(rows) if first is not None else [False] * len(tokens)
+            title = self.title(a)
+            held[a] = frozenset(t for t, has in zip(tokens, row, strict=True) if has or t in title)
+        return held
 
     def title(self, a: int) -> frozenset[str]:
         words = self._titles.get(a)
@@ -148,6 +163,12 @@ class Lexicon:
 
 def _beside_month(words: list[str], j: int) -> bool:
     return (j > 0 and words[j - 1] in _MONTHS) or (j + 1 < len(words) and words[j + 1] in _MONTHS)
+
+
+@lru_cache(maxsize=1 << 17)
+def _stems(word: str) -> tuple[str, ...]:
+    """``tokenize`` of one word, remembered: the same words recur in every passage."""
+    return tuple(tokenize(word))
 
 
 def passage_words(text: str, sentences: tuple[tuple[int, int], ...]) -> PassageWords:
@@ -163,18 +184,23 @@ def passage_words(text: str, sentences: tuple[tuple[int, int], ...]) -> PassageW
         sentence = text[a:b]
         per_sentence.append(frozenset(tokenize(sentence)))
         words = _WORD.findall(sentence)
-        stems = [(tokenize(w) or [""])[0] for w in words]
         lowered_words = [w.lower().rstrip(".,") for w in words]
-        numbers = [
-            j
-            for j, word in enumerate(words)
-            if lowered_words[j] in _NUMBER_WORDS
-            or (
-                _CARDINAL.match(word)
-                and not _YEAR.match(word.replace(",", ""))
-                and not _beside_month(lowered_words, j)  # "20 Dec", "December 19": a date
-            )
-        ]
+        has_digits = bool(_DIGIT.search(sentence))
+        numbers = (
+            [
+                j
+                for j, word in enumerate(words)
+                if lowered_words[j] in _NUMBER_WORDS
+                or (
+                    _CARDINAL.match(word)
+                    and not _YEAR.match(word.replace(",", ""))
+                    and not _beside_month(lowered_words, j)  # "20 Dec", "December 19": a date
+                )
+            ]
+            if has_digits or not _NUMBER_WORDS.isdisjoint(lowered_words)
+            else []
+        )
+        stems = [(_stems(w) or ("",))[0] for w in words] if numbers else []
         neighbours.append(
             tuple(
                 frozenset(stems[max(0, j - NUMBER_WINDOW) : j])
@@ -183,14 +209,17 @@ def passage_words(text: str, sentences: tuple[tuple[int, int], ...]) -> PassageW
             )
         )
         cardinals.append(frozenset(stems[j] for j in numbers if stems[j]))
-        dated.append(any(_YEAR.match(w) for w in words) or bool(set(lowered_words) & _CALENDAR))
+        dated.append(
+            (has_digits and any(_YEAR.match(w) for w in words))
+            or not _CALENDAR.isdisjoint(lowered_words)
+        )
         first = words[0] if words else ""
         names.append(
             frozenset(
                 stem
                 for word in _CAPITALISED.findall(sentence)
                 if word != first
-                for stem in tokenize(word)
+                for stem in _stems(word)
             )
         )
     return PassageWords(
