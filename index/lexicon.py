@@ -26,6 +26,8 @@ _WORD = re.compile(r"\w[\w,.]*\w|\w")
 _CAPITALISED = re.compile(r"(?<![\w'’-])[A-Z][\w'’-]*")
 _CARDINAL = re.compile(r"^\d[\d,.]*$")
 _DIGIT = re.compile(r"\d")
+_WORD_CHAR = re.compile(r"\w")
+_SPACE = re.compile(r"\s")
 _YEAR = re.compile(r"^(1[0-9]|20)\d\d$")
 # Calendar words mark a sentence that can answer "when": a closed class, not a fitted list.
 _CALENDAR = frozenset(
@@ -171,18 +173,41 @@ def _stems(word: str) -> tuple[str, ...]:
     return tuple(tokenize(word))
 
 
+def _apart(text: str, spans: tuple[tuple[int, int], ...]) -> bool:
+    """Whether ``text`` tokenizes as its sentences one after another.
+
+    True when what lies outside the sentences holds no word character and
+    there is a space at every cut between two sentences (so no word, and no
+    "1,000", is cut in two): then the passage need not be tokenized again.
+    """
+    ends = [0, *(x for span in spans for x in span), len(text)]
+    for k in range(0, len(ends), 2):
+        start, end = ends[k], ends[k + 1]
+        if _WORD_CHAR.search(text, start, end):
+            return False
+        inner = 0 < k < len(ends) - 2
+        if inner and not (_SPACE.search(text, max(start - 1, 0), end + 1)):
+            return False
+    return True
+
+
 def passage_words(text: str, sentences: tuple[tuple[int, int], ...]) -> PassageWords:
     """What the features need of one passage's text, sentence by sentence."""
     spans = sentences or ((0, len(text)),)
-    sequence = tokenize(text)
+    sentence_tokens = [tokenize(text[a:b]) for a, b in spans]
+    sequence = (
+        list(itertools.chain.from_iterable(sentence_tokens))
+        if _apart(text, spans)
+        else tokenize(text)
+    )
     per_sentence: list[frozenset[str]] = []
     neighbours: list[tuple[frozenset[str], ...]] = []
     cardinals: list[frozenset[str]] = []
     dated: list[bool] = []
     names: list[frozenset[str]] = []
-    for a, b in spans:
+    for (a, b), tokens in zip(spans, sentence_tokens, strict=True):
         sentence = text[a:b]
-        per_sentence.append(frozenset(tokenize(sentence)))
+        per_sentence.append(frozenset(tokens))
         words = _WORD.findall(sentence)
         lowered_words = [w.lower().rstrip(".,") for w in words]
         has_digits = bool(_DIGIT.search(sentence))

@@ -1,0 +1,74 @@
+"""A passage's words as the ranking reads them: the same however they are worked out.
+
+``passage_words`` tokenizes each sentence and, when the sentences are parted by
+spaces, puts the passage's word sequence together from theirs instead of
+tokenizing the passage again. These tests hold that shortcut to the plain
+answer, ``tokenize`` of the whole text, on texts built to cut words, figures
+("1,000") and accented letters at sentence boundaries.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from index.lexical import tokenize
+from index.lexicon import passage_words
+
+_PIECES = st.sampled_from(
+    [
+        "Adopted with 85 votes",
+        "1,000",
+        "1",
+        ",000",
+        "000",
+        " ",
+        "  ",
+        "\n",
+        ".",
+        ". ",
+        "Céloron",
+        "e\u0301",
+        "\u0301",
+        "ﬁve",
+        "ΟΔΟΣ",
+        "U.S.",
+        "x",
+        "’s",
+        "20 Dec",
+        "-",
+    ]
+)
+
+
+@st.composite
+def texts_with_sentences(draw: st.DrawFn) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """A text, and sentence spans cut anywhere in it (in order, not overlapping)."""
+    text = "".join(draw(st.lists(_PIECES, min_size=1, max_size=12)))
+    cuts = sorted(set(draw(st.lists(st.integers(0, len(text)), max_size=8))))
+    bounds = [0, *cuts, len(text)]
+    spans = [(a, b) for a, b in itertools.pairwise(bounds) if a < b]
+    # leave some text outside the sentences, as a splitter may
+    skip = draw(st.sets(st.integers(0, max(len(spans) - 1, 0)), max_size=2))
+    kept = tuple(span for j, span in enumerate(spans) if j not in skip) or ((0, len(text)),)
+    return text, kept
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts_with_sentences())
+def test_passage_words_match_tokenizing_the_whole_passage(case):
+    text, spans = case
+    words = passage_words(text, spans)
+    sequence = tokenize(text)
+    assert words.tokens == frozenset(sequence)
+    assert words.bigrams == frozenset(itertools.pairwise(sequence))
+    assert words.sentences == tuple(frozenset(tokenize(text[a:b])) for a, b in spans)
+
+
+def test_sentences_apart_and_not():
+    apart = passage_words("One vote. Two votes.", ((0, 9), (10, 20)))
+    assert ("vote", "two") in apart.bigrams  # the pair across the sentence boundary is kept
+    cut = passage_words("It cost 1,000 dollars.", ((0, 10), (10, 22)))  # "1," | "000"
+    assert "1000" in cut.tokens
