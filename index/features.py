@@ -56,8 +56,9 @@ import numpy as np
 
 from index.backend import PassageStore
 from index.candidates import Candidates
-from index.lexicon import Lexicon, PassageWords
+from index.lexicon import CACHED_PASSAGES, Lexicon, PassageWords
 from index.question import Question
+from index.recent import Recent
 
 BM25_K1 = 1.5  # bm25s's default, used at build
 
@@ -259,12 +260,12 @@ class PairCosines:
 
     The cosine of the question with two sentences read as one is
     ``(cos_a + cos_b) / |a + b|`` for unit vectors ``a`` and ``b``; the norms are
-    worked out once per passage, the first time it is a candidate.
+    worked out the first time a passage is a candidate, and kept while it is recent.
     """
 
     def __init__(self, stored: PassageStore) -> None:
         self._stored = stored
-        self._norms: dict[int, np.ndarray] = {}
+        self._norms: Recent[int, np.ndarray] = Recent(CACHED_PASSAGES)
 
     def of(self, i: int) -> np.ndarray:
         norms = self._norms.get(i)
@@ -272,7 +273,7 @@ class PairCosines:
             rows = self._stored.sentence_rows(i)
             block = np.asarray(self._stored.sentence_vectors[rows], np.float32)
             dots = np.einsum("ij,ij->i", block[:-1], block[1:])
-            norms = self._norms[i] = np.sqrt(np.maximum(2.0 + 2.0 * dots, 1e-6))
+            norms = self._norms.put(i, np.sqrt(np.maximum(2.0 + 2.0 * dots, 1e-6)))
         return norms
 
 

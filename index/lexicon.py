@@ -21,6 +21,7 @@ from functools import lru_cache
 
 from index.backend import PassageStore
 from index.lexical import tokenize
+from index.recent import Recent
 
 _WORD = re.compile(r"\w[\w,.]*\w|\w")
 _CAPITALISED = re.compile(r"(?<![\w'’-])[A-Z][\w'’-]*")
@@ -56,6 +57,7 @@ _NUMBER_WORDS = frozenset(
         "half",
     )
 )  # fmt: skip
+CACHED_PASSAGES = 5_000  # per generation; an analysed passage takes some 17 KB: ≤ 170 MB
 NUMBER_WINDOW = 3  # words either side of a number that say what it counts
 
 
@@ -76,16 +78,16 @@ class PassageWords:
 class Lexicon:
     """Word statistics of one loaded index; safe to share between threads.
 
-    The caches are only ever added to, each entry whole, so a reader in another
-    thread sees an entry or none, never half of one.
+    Its caches (:class:`index.recent.Recent`) keep the passages and titles of
+    recent answers, a bounded number of them.
     """
 
     def __init__(self, stored: PassageStore) -> None:
         self.stored = stored
         self.passage_count = len(stored.passages)
         self._bm25 = stored.passage_bm25
-        self._passages: dict[int, PassageWords] = {}
-        self._titles: dict[int, frozenset[str]] = {}
+        self._passages: Recent[int, PassageWords] = Recent(CACHED_PASSAGES)
+        self._titles: Recent[int, frozenset[str]] = Recent(CACHED_PASSAGES)
 
     def df(self, token: str) -> int:
         return self._bm25.document_frequency(token)
@@ -113,7 +115,7 @@ class Lexicon:
         words = self._passages.get(i)
         if words is None:
             passage = self.stored.passages[i]
-            words = self._passages[i] = passage_words(passage.text, passage.sentences)
+            words = self._passages.put(i, passage_words(passage.text, passage.sentences))
         return words
 
     def held_by_articles(
@@ -159,7 +161,7 @@ class Lexicon:
         words = self._titles.get(a)
         if words is None:
             title = self.stored.article(a, body=False).title
-            words = self._titles[a] = frozenset(tokenize(title))
+            words = self._titles.put(a, frozenset(tokenize(title)))
         return words
 
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from index.lexical import tokenize
 from index.lexicon import passage_words
+from index.recent import Recent
 
 _PIECES = st.sampled_from(
     [
@@ -72,3 +73,17 @@ def test_sentences_apart_and_not():
     assert ("vote", "two") in apart.bigrams  # the pair across the sentence boundary is kept
     cut = passage_words("It cost 1,000 dollars.", ((0, 10), (10, 22)))  # "1," | "000"
     assert "1000" in cut.tokens
+
+
+def test_recent_keeps_what_was_used_lately_and_stays_bounded():
+    cache: Recent[int, str] = Recent(3)
+    for key in range(10):
+        cache.put(key, str(key))
+        assert len(cache) <= 2 * 3
+    assert cache.get(0) is None  # long gone
+    assert cache.get(9) == "9"
+    old = [k for k in range(10) if cache.get(k) is not None]
+    cache.get(old[0])  # used again: back among the young
+    for key in range(100, 103):
+        cache.put(key, str(key))
+    assert cache.get(old[0]) == str(old[0])
