@@ -412,14 +412,6 @@ class StoredIndex:
         s, local = self.article_location(a)
         return self.segments[s].field(local, "path")
 
-    def passage_tokens(self, i: int) -> frozenset[str]:
-        """The distinct BM25 words of passage ``i`` (stored at build time)."""
-        return self.passage_bm25.tokens_of(i)
-
-    def article_tokens(self, a: int) -> frozenset[str]:
-        """The distinct BM25 words of article ``a``, title included (stored at build time)."""
-        return self.article_bm25.tokens_of(a)
-
 
 class ArticleTable(Sequence[Article]):
     """``stored.articles``: each article read from its segment when asked for."""
