@@ -10,6 +10,7 @@ and answerable ones that wrongly did.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,12 +60,20 @@ def read_questions(path: Path) -> list[dict[str, Any]]:
     return items
 
 
-def rank_of_hit(answer: Answer, expected: list[str]) -> int | None:
-    """1-based rank of the first quote containing an expected string, or None."""
+def rank_of_hit(answer: Answer, expected: Sequence[str]) -> int | None:
+    """1-based rank of the first quote whose text or source line holds an expected string."""
+    return first_rank(
+        [" ".join([quote.text, *(s.line() for s in quote.sources)]) for quote in answer.quotes],
+        expected,
+    )
+
+
+def first_rank(texts: Sequence[str], expected: Sequence[str]) -> int | None:
+    """1-based rank of the first of ``texts`` holding an expected string (any case), or None."""
     wanted = [e.lower() for e in expected]
-    for rank, quote in enumerate(answer.quotes, start=1):
-        haystack = " ".join([quote.text, *(s.line() for s in quote.sources)]).lower()
-        if any(w in haystack for w in wanted):
+    for rank, text in enumerate(texts, start=1):
+        lowered = text.lower()
+        if any(w in lowered for w in wanted):
             return rank
     return None
 

@@ -16,10 +16,10 @@ corpus answers them.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from index.evaluation import read_questions
 
 FOLDS = 4
 
@@ -90,12 +90,6 @@ def article_folds(corpus: Path) -> dict[str, tuple[int, str]]:
     }
 
 
-def read_jsonl(path: Path) -> Iterator[dict]:
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            yield json.loads(line)
-
-
 def squad_items(sources: Sources) -> list[Item]:
     """SQuAD dev16's questions, each with the article it is about.
 
@@ -109,7 +103,7 @@ def squad_items(sources: Sources) -> list[Item]:
     folds = squad_folds(sources.squad_corpus)
     items: list[Item] = []
     current = ""
-    for row in read_jsonl(sources.shared_eval / "squad-dev16" / "qa.jsonl"):
+    for row in read_questions(sources.shared_eval / "squad-dev16" / "qa.jsonl"):
         answers = tuple(row.get("answers", []))
         if row.get("expect") != "abstain":
             holding = [n for n, t in texts.items() if any(a.lower() in t for a in answers)]
@@ -136,7 +130,7 @@ def seed_items(sources: Sources, path: Path, source: str) -> list[Item]:
     """Questions on the seed articles, each in the fold of the article holding its answer."""
     articles = article_folds(sources.seed_corpus)
     items = []
-    for line, row in enumerate(read_jsonl(path)):
+    for line, row in enumerate(read_questions(path)):
         answers = tuple(row.get("answers", []))
         kind = UNANSWERABLE if row.get("expect") == "abstain" else ANSWERABLE
         holding = [
@@ -152,7 +146,7 @@ def offtopic_items(sources: Sources, corpus: str, folder_text: str) -> list[Item
     """Natural Questions whose answers ``folder_text`` does not hold: off-topic there."""
     items = []
     lowered = folder_text.lower()
-    for line, row in enumerate(read_jsonl(sources.shared_eval / "nq-offtopic.jsonl")):
+    for line, row in enumerate(read_questions(sources.shared_eval / "nq-offtopic.jsonl")):
         if any(a.lower() in lowered for a in row["answers"]):
             continue
         items.append(Item(row["q"], (), OFFTOPIC, corpus, f"nq-{corpus}", line % FOLDS))

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from index.embeddings import Embedder
 from index.engine import QuoteIndex
+from index.evaluation import EVAL_DEPTH, first_rank
 from index.store import load_index
 from index.training.baselines import BASELINES
 from index.training.datasets import ANSWERABLE, LEFT_OUT, OFFTOPIC, UNANSWERABLE, Item
 from index.training.fit import Fitted
-
-DEPTH = 10
 
 TABLES: dict[str, tuple[str, ...]] = {
     "SQuAD dev16: 16 Wikipedia articles (726 passages)": ("squad", "squad-left-out", "nq-squad"),
@@ -64,15 +63,6 @@ class Tally:
         return cells
 
 
-def rank_in(texts: list[str], answers: tuple[str, ...]) -> int | None:
-    wanted = [a.lower() for a in answers]
-    for rank, text in enumerate(texts, start=1):
-        lowered = text.lower()
-        if any(w in lowered for w in wanted):
-            return rank
-    return None
-
-
 def quotebot_tallies(
     items: list[Item],
     indexes: dict[str, Path],
@@ -95,11 +85,11 @@ def quotebot_tallies(
                 answerability=fitted.answerability,
             )
         engine = engines[key]
-        answer, probability = engine.ranked(item.question, DEPTH)
+        answer, probability = engine.ranked(item.question, EVAL_DEPTH)
         found = probability >= engine.min_confidence
         tally = tallies.setdefault(item.source, Tally())
         if item.kind == ANSWERABLE:
-            tally.answered(rank_in([q.text for q in answer.quotes], item.answers), found)
+            tally.answered(first_rank([q.text for q in answer.quotes], item.answers), found)
         else:
             tally.probed(item.kind, found)
         if time.monotonic() - said > 5:
@@ -123,8 +113,8 @@ def baseline_tallies(
         for name, make in BASELINES.items():
             ranked = make(stored)
             for item in mine:
-                order = ranked(item.question, vectors[item.question])[:DEPTH]
-                rank = rank_in([texts[i] for i in order], item.answers)
+                order = ranked(item.question, vectors[item.question])[:EVAL_DEPTH]
+                rank = first_rank([texts[i] for i in order], item.answers)
                 out.setdefault((item.source, name), Tally()).answered(rank, True)
     return out
 
@@ -143,19 +133,10 @@ def render(
         answer_set = sources[0]
         if answer_set not in quotebot:
             continue
-        merged = Tally()
+        # the answerable questions' figures, and every set's probes added up
+        merged = replace(quotebot[answer_set], probes={})
         for source in sources:
-            tally = quotebot.get(source)
-            if tally is None:
-                continue
-            if source == answer_set:
-                merged.answerable, merged.hit1, merged.hit3 = (
-                    tally.answerable,
-                    tally.hit1,
-                    tally.hit3,
-                )
-                merged.reciprocal, merged.refused = tally.reciprocal, tally.refused
-            for kind, (asked, refused) in tally.probes.items():
+            for kind, (asked, refused) in quotebot.get(source, Tally()).probes.items():
                 mine = merged.probes.setdefault(kind, [0, 0])
                 mine[0] += asked
                 mine[1] += refused
