@@ -25,6 +25,14 @@ def concat_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return np.repeat(shift, counts) + np.arange(total, dtype=np.int64)
 
 
+def ranks(scores: np.ndarray) -> np.ndarray:
+    """Each score's place when sorted best first (0 for the best; ties in the order given)."""
+    order = np.argsort(-scores, kind="stable")
+    placed = np.empty(len(scores))
+    placed[order] = np.arange(len(scores))
+    return placed
+
+
 def dot_rows(rows: np.ndarray, vector: np.ndarray) -> np.ndarray:
     """``rows @ vector`` in this thread only.
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.arrays import concat_ranges, dot_rows
+from index.arrays import concat_ranges, dot_rows, ranks
 from index.backend import PassageStore
 
 DENSE_CANDIDATES = 40
@@ -42,7 +42,6 @@ class Candidates:
     best_bm25: float  # the best passage BM25 score in the whole corpus
     best_article_bm25: float
     sentence_cosines: tuple[np.ndarray, ...]  # per passage: the cosine of each sentence
-    pool: int  # how many passages the three sources gave before the shortlist
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -63,7 +62,7 @@ def gather(
     n = len(stored.passages)
     if not n:
         empty = np.zeros(0)
-        return Candidates(np.zeros(0, np.int64), empty, empty, empty, 0.0, 0.0, (), 0)
+        return Candidates(np.zeros(0, np.int64), empty, empty, empty, 0.0, 0.0, ())
     chosen: set[int] = set()
     _, found = stored.faiss_index.search(query_vector.reshape(1, -1), min(DENSE_CANDIDATES, n))
     chosen.update(int(i) for i in found[0] if i >= 0)
@@ -76,7 +75,7 @@ def gather(
     pool = np.fromiter(sorted(chosen), dtype=np.int64, count=len(chosen))
     if not len(pool):
         empty = np.zeros(0)
-        return Candidates(pool, empty, empty, empty, 0.0, 0.0, (), 0)
+        return Candidates(pool, empty, empty, empty, 0.0, 0.0, ())
     dense = dot_rows(stored.passage_vectors[pool], query_vector)
     bm25 = stored.passage_bm25.scores_of(query_tokens, pool)
     # every pooled sentence's cosine in one product, then split per passage
@@ -101,12 +100,8 @@ def gather(
         sentence_cosines=tuple(
             per_passage[j] if len(per_passage[j]) else dense[j : j + 1] for j in keep.tolist()
         ),
-        pool=len(pool),
     )
 
 
 def _reciprocal_ranks(scores: np.ndarray) -> np.ndarray:
-    order = np.argsort(-scores, kind="stable")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(len(scores))
-    return 1.0 / (FUSION_K + ranks)
+    return 1.0 / (FUSION_K + ranks(scores))

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from index.arrays import ranks
 from index.backend import PassageStore
 from index.candidates import Candidates
 from index.lexicon import CACHED_PASSAGES, Lexicon, PassageWords
@@ -237,7 +238,7 @@ def compute(
             )
         )
     for name, of in (("dense_rank", "dense"), ("bm25_rank", "bm25")):
-        matrix[:, col[name]] = 1.0 / (1.0 + _ranks(matrix[:, col[of]]))
+        matrix[:, col[name]] = 1.0 / (1.0 + ranks(matrix[:, col[of]]))
     for name, of in (
         ("dense_gap", "dense"),
         ("sentence_gap", "sentence"),
@@ -288,13 +289,6 @@ def _share_either(weight: dict[str, float], one: frozenset[str], other: frozense
 
 def _peak_missing(weight: dict[str, float], found: frozenset[str]) -> float:
     return max((w for t, w in weight.items() if t not in found), default=0.0)
-
-
-def _ranks(scores: np.ndarray) -> np.ndarray:
-    order = np.argsort(-scores, kind="stable")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(len(scores))
-    return ranks
 
 
 def _answer_type(kind: str, asked: frozenset[str], words: PassageWords, j: int) -> float:
