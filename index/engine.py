@@ -102,7 +102,6 @@ class QuoteIndex:
             )
         except ModelFileError as err:
             raise IndexLoadError(str(err)) from err
-        self._answerability = answerability
         self.min_confidence = (
             self.searcher.answerability.threshold  # type: ignore[union-attr]
             if min_confidence is None
@@ -140,7 +139,7 @@ class QuoteIndex:
             embedder=self.embedder if same_model else None,
             min_confidence=self._min_confidence,
             ranker=self.searcher.ranker,
-            answerability=self._answerability,
+            answerability=self.searcher.answerability,
         )
 
     def answer(self, question: str, k: int = 3) -> Answer:

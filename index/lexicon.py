@@ -84,7 +84,6 @@ class Lexicon:
 
     def __init__(self, stored: PassageStore) -> None:
         self.stored = stored
-        self.passage_count = len(stored.passages)
         self._bm25 = stored.passage_bm25
         self._passages: Recent[int, PassageWords] = Recent(CACHED_PASSAGES)
         self._titles: Recent[int, frozenset[str]] = Recent(CACHED_PASSAGES)

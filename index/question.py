@@ -39,7 +39,6 @@ _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("place", re.compile(r"\bwhere\b|\b(what|which)\s+(country|city|place|town|region|state)\b")),
 )
 KINDS = ("quantity", "time", "person", "place", "other")
-_DIGITS = re.compile(r"^\d+$")
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,3 @@ class IdfLookup(Protocol):
     def idf(self, token: str) -> float: ...
 
     def known(self, token: str) -> bool: ...
-
-
-def is_number(token: str) -> bool:
-    return bool(_DIGITS.match(token))

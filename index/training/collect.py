@@ -30,7 +30,6 @@ class Measured:
     matrix: np.ndarray
     relevant: np.ndarray  # 1 where the passage holds an answer
     ids: np.ndarray
-    answer_in_corpus: bool  # some passage of the corpus holds an answer
 
 
 def measure_all(
@@ -56,8 +55,7 @@ def measure_all(
                 [any(p.search(texts[i]) for p in patterns) for i in rows.ids.tolist()],
                 dtype=np.int8,
             )
-            anywhere = bool(patterns) and any(any(p.search(t) for p in patterns) for t in texts)
-            out.append(Measured(item, rows.matrix.astype(np.float32), relevant, rows.ids, anywhere))
+            out.append(Measured(item, rows.matrix.astype(np.float32), relevant, rows.ids))
             if time.monotonic() - said > 5:
                 say(f"  {corpus}: {n}/{len(mine)} questions measured")
                 said = time.monotonic()

@@ -48,7 +48,6 @@ ANSWERABILITY_FEATURES: tuple[str, ...] = (
     "unknown",
     "sentence_spread",
 )
-SOURCE_WEIGHT: dict[str, float] = {}
 REFUSED_ANSWERABLE = 0.01  # at most this share of each corpus's answerable questions refused
 MIN_ANSWERABLE_PER_CORPUS = 10  # fewer say too little about a corpus to set the line
 LOGISTIC_C = 1.0
@@ -67,15 +66,11 @@ def fit_ranker(measured: list[Measured]) -> Ranker:
     usable = [m for m in measured if m.item.kind == ANSWERABLE and m.relevant.any()]
     x = np.vstack([m.matrix for m in usable])
     y = np.concatenate([m.relevant for m in usable])
-    weight = np.concatenate(
-        [np.full(len(m.relevant), SOURCE_WEIGHT.get(m.item.corpus, 1.0)) for m in usable]
-    )
     model = lightgbm.LGBMRanker(**RANKER_PARAMS)
     model.fit(
         x,
         y,
         group=[len(m.relevant) for m in usable],
-        sample_weight=weight,
         feature_name=list(FEATURES),
     )
     return Ranker(model.booster_)
