@@ -36,6 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from index import dense
+from index.analysis import ANALYSIS, passage_words
 from index.arrays import mapped
 from index.corpus import (
     SUFFIXES,
@@ -168,7 +169,8 @@ def build_index(
         settings = passage_settings(embedder)
         entries, reusable = _match_previous(entries, previous, embedder, settings)
         retokenize = reusable and previous is not None and previous.manifest.tokenizer != TOKENIZER
-        keep, rewrite = _plan_segments(entries, previous, retokenize)
+        reanalyse = reusable and previous is not None and previous.manifest.analysis != ANALYSIS
+        keep, rewrite = _plan_segments(entries, previous, retokenize or reanalyse)
 
         build_id = new_build_id()
         writer = BuildWriter(index_dir, build_id)
@@ -194,6 +196,7 @@ def build_index(
                 normalized=True,
                 metric="inner_product",
                 tokenizer=TOKENIZER,
+                analysis=ANALYSIS,
                 passage_settings=settings,
                 files=reader.file_hashes,  # every corpus file read, articles or not
                 articles=report.articles,
@@ -234,6 +237,8 @@ def is_up_to_date(corpus_dir: Path, index_dir: Path, model: str) -> bool:
         return False
     if manifest.tokenizer != TOKENIZER:
         return False  # the lexical indexes hold words split another way
+    if manifest.analysis != ANALYSIS:
+        return False  # its passages' stored analysis is of another kind (or missing)
     if not corpus_dir.exists():
         return False
     known = _known_from_manifest(manifest)
@@ -562,7 +567,7 @@ def _count(report: BuildReport, writer: BuildWriter, segments: list[str], view: 
 # ------------------------------------------------------------------ splitting and embedding
 
 _WORKER: dict[str, Any] = {}
-_Split = tuple[list[PassageSpans], list[Words], Words]
+_Split = tuple[list[PassageSpans], list[Words], Words, list[bytes]]
 
 
 def _init_worker(counter: Callable[[str], int], window: int) -> None:
@@ -576,11 +581,13 @@ def _split_chunk(payload: list[tuple[str, str]]) -> list[_Split]:
 
 
 def _split_one(title: str, body: str, count: Callable[[str], int], window: int) -> _Split:
+    """An article's passages, their words and analyses, and the whole article's words."""
     passages = split_article(body, 0, count, window)
     return (
         [PassageSpans(p.start, p.end, p.sentences) for p in passages],
         [count_words(tokenize(p.text)) for p in passages],
         count_words(tokenize(f"{title}\n{body}")),
+        [passage_words(p.text, p.sentences).encode() for p in passages],
     )
 
 
@@ -651,9 +658,9 @@ def _add_new(
             articles = [e.article for _, e in chunk]
             vectors = _embed_chunk(articles, splits, embedder, embed_bar, recent)
             for (i, entry), split, (pv, sv) in zip(chunk, splits, vectors, strict=True):
-                spans, passage_words, article_words = split
+                spans, words, article_words, analyses = split
                 local[i] = segment.add(
-                    entry.article, entry.article.line, spans, passage_words, article_words, pv, sv
+                    entry.article, entry.article.line, spans, words, article_words, pv, sv, analyses
                 )
             for _, entry in chunk:
                 entry.article = _released(entry.article)
@@ -695,7 +702,7 @@ def _embed_chunk(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Passage and sentence vectors of each article, every distinct text embedded once."""
     per_article: list[tuple[list[str], list[str]]] = []
-    for article, (spans, _, _) in zip(articles, splits, strict=True):
+    for article, (spans, *_) in zip(articles, splits, strict=True):
         texts = [article.body[p.start : p.end] for p in spans]
         sentences = [t[a:b] for t, p in zip(texts, spans, strict=True) for a, b in p.sentences]
         per_article.append((texts, sentences))

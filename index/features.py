@@ -54,10 +54,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from index.analysis import PassageWords
 from index.arrays import ranks
 from index.backend import PassageStore
 from index.candidates import Candidates
-from index.lexicon import CACHED_PASSAGES, Lexicon, PassageWords
+from index.lexicon import CACHED_PASSAGES, Lexicon
 from index.question import Question
 from index.recent import Recent
 
@@ -206,7 +207,7 @@ def compute(
         row[col["coverage_title"]] = _share(weight, lexicon.title(article)) / total
         row[col["coverage_lead"]] = _share_either(weight, words.tokens, lead) / total
         if question.bigrams:
-            row[col["bigrams"]] = len(question.bigrams & words.bigrams) / len(question.bigrams)
+            row[col["bigrams"]] = words.pairs_found(question.bigrams) / len(question.bigrams)
         if numbers:
             row[col["numbers"]] = len(numbers & words.tokens) / len(numbers)
             row[col["numbers_missing"]] = len(numbers - article_words) / len(numbers)

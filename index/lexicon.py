@@ -1,78 +1,23 @@
-"""The corpus's words: how rare each is, and what each passage and sentence holds.
+"""The corpus's words: how rare each is, and what each passage, article and title holds.
 
-The ranking features ask the same few things of a passage again and again:
-which of the question's words it has, sentence by sentence; which numbers,
-years and names each sentence carries (the kind of thing a "how many", "when"
-or "who" question wants); which words its whole article has. This module
-answers those from the stored index, working each passage out once, the first
-time it is a candidate, and keeping it.
-
-Document frequencies and each article's words were counted when the index was
-built; nothing here touches every passage.
+The ranking features ask the same few things of a candidate passage again and
+again (see :mod:`index.analysis`); this module answers them from the stored
+index: a passage's analysis as the build stored it, an article's or its lead's
+share of the question's words from the stored word lists. Document frequencies
+and each article's words were counted when the index was built; nothing here
+touches every passage.
 """
 
 from __future__ import annotations
 
-import itertools
-import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
 
+from index.analysis import PassageWords, passage_words
 from index.backend import PassageStore
 from index.lexical import tokenize
 from index.recent import Recent
 
-_WORD = re.compile(r"\w[\w,.]*\w|\w")
-_CAPITALISED = re.compile(r"(?<![\w'’-])[A-Z][\w'’-]*")
-_CARDINAL = re.compile(r"^\d[\d,.]*$")
-_DIGIT = re.compile(r"\d")
-_WORD_CHAR = re.compile(r"\w")
-_SPACE = re.compile(r"\s")
-_YEAR = re.compile(r"^(1[0-9]|20)\d\d$")
-# Calendar words mark a sentence that can answer "when": a closed class, not a fitted list.
-_CALENDAR = frozenset(
-    (
-        "january", "february", "march", "april", "may", "june", "july", "august",
-        "september", "october", "november", "december", "monday", "tuesday", "wednesday",
-        "thursday", "friday", "saturday", "sunday", "century", "centuries", "decade",
-        "bc", "ad", "bce", "ce",
-    )
-)  # fmt: skip
-_MONTHS = frozenset(
-    (
-        "january", "february", "march", "april", "may", "june", "july", "august",
-        "september", "october", "november", "december",
-        "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
-    )
-)  # fmt: skip
-# Numbers written as words count as numbers: "two of the expeditions", "won twice".
-_NUMBER_WORDS = frozenset(
-    (
-        "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-        "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
-        "eighteen", "nineteen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy",
-        "eighty", "ninety", "hundred", "hundreds", "thousand", "thousands", "million",
-        "millions", "billion", "billions", "trillion", "dozen", "dozens", "twice", "thrice",
-        "half",
-    )
-)  # fmt: skip
 CACHED_PASSAGES = 5_000  # per generation; an analysed passage takes some 17 KB: ≤ 170 MB
-NUMBER_WINDOW = 3  # words either side of a number that say what it counts
-
-
-@dataclass(frozen=True)
-class PassageWords:
-    """One passage's words, whole and sentence by sentence."""
-
-    tokens: frozenset[str]
-    bigrams: frozenset[tuple[str, str]]
-    sentences: tuple[frozenset[str], ...]
-    # per sentence: the stems next to each cardinal number (not a year) it holds
-    number_neighbours: tuple[tuple[frozenset[str], ...], ...]
-    cardinals: tuple[frozenset[str], ...]  # per sentence: its cardinal numbers, as tokens
-    dated: tuple[bool, ...]  # per sentence: holds a year or a calendar word
-    names: tuple[frozenset[str], ...]  # per sentence: stems of capitalised words past its first
 
 
 class Lexicon:
@@ -111,10 +56,15 @@ class Lexicon:
         return self.first_of(self.article_of(i)) == i
 
     def passage(self, i: int) -> PassageWords:
+        """Passage ``i``'s words: as the build stored them, else worked out from its text."""
         words = self._passages.get(i)
         if words is None:
-            passage = self.stored.passages[i]
-            words = self._passages.put(i, passage_words(passage.text, passage.sentences))
+            record = self.stored.passage_analysis(i)
+            words = PassageWords.decode(record) if record is not None else None
+            if words is None:
+                passage = self.stored.passages[i]
+                words = passage_words(passage.text, passage.sentences)
+            words = self._passages.put(i, words)
         return words
 
     def held_by_articles(
@@ -162,98 +112,3 @@ class Lexicon:
             title = self.stored.article(a, body=False).title
             words = self._titles.put(a, frozenset(tokenize(title)))
         return words
-
-
-def _beside_month(words: list[str], j: int) -> bool:
-    return (j > 0 and words[j - 1] in _MONTHS) or (j + 1 < len(words) and words[j + 1] in _MONTHS)
-
-
-@lru_cache(maxsize=1 << 17)
-def _stems(word: str) -> tuple[str, ...]:
-    """``tokenize`` of one word, remembered: the same words recur in every passage."""
-    return tuple(tokenize(word))
-
-
-def _apart(text: str, spans: tuple[tuple[int, int], ...]) -> bool:
-    """Whether ``text`` tokenizes as its sentences one after another.
-
-    True when what lies outside the sentences holds no word character and
-    there is a space at every cut between two sentences (so no word, and no
-    "1,000", is cut in two): then the passage need not be tokenized again.
-    """
-    ends = [0, *(x for span in spans for x in span), len(text)]
-    for k in range(0, len(ends), 2):
-        start, end = ends[k], ends[k + 1]
-        if _WORD_CHAR.search(text, start, end):
-            return False
-        inner = 0 < k < len(ends) - 2
-        if inner and not (_SPACE.search(text, max(start - 1, 0), end + 1)):
-            return False
-    return True
-
-
-def passage_words(text: str, sentences: tuple[tuple[int, int], ...]) -> PassageWords:
-    """What the features need of one passage's text, sentence by sentence."""
-    spans = sentences or ((0, len(text)),)
-    sentence_tokens = [tokenize(text[a:b]) for a, b in spans]
-    sequence = (
-        list(itertools.chain.from_iterable(sentence_tokens))
-        if _apart(text, spans)
-        else tokenize(text)
-    )
-    per_sentence: list[frozenset[str]] = []
-    neighbours: list[tuple[frozenset[str], ...]] = []
-    cardinals: list[frozenset[str]] = []
-    dated: list[bool] = []
-    names: list[frozenset[str]] = []
-    for (a, b), tokens in zip(spans, sentence_tokens, strict=True):
-        sentence = text[a:b]
-        per_sentence.append(frozenset(tokens))
-        words = _WORD.findall(sentence)
-        lowered_words = [w.lower().rstrip(".,") for w in words]
-        has_digits = bool(_DIGIT.search(sentence))
-        numbers = (
-            [
-                j
-                for j, word in enumerate(words)
-                if lowered_words[j] in _NUMBER_WORDS
-                or (
-                    _CARDINAL.match(word)
-                    and not _YEAR.match(word.replace(",", ""))
-                    and not _beside_month(lowered_words, j)  # "20 Dec", "December 19": a date
-                )
-            ]
-            if has_digits or not _NUMBER_WORDS.isdisjoint(lowered_words)
-            else []
-        )
-        stems = [(_stems(w) or ("",))[0] for w in words] if numbers else []
-        neighbours.append(
-            tuple(
-                frozenset(stems[max(0, j - NUMBER_WINDOW) : j])
-                | frozenset(stems[j + 1 : j + 1 + NUMBER_WINDOW])
-                for j in numbers
-            )
-        )
-        cardinals.append(frozenset(stems[j] for j in numbers if stems[j]))
-        dated.append(
-            (has_digits and any(_YEAR.match(w) for w in words))
-            or not _CALENDAR.isdisjoint(lowered_words)
-        )
-        first = words[0] if words else ""
-        names.append(
-            frozenset(
-                stem
-                for word in _CAPITALISED.findall(sentence)
-                if word != first
-                for stem in _stems(word)
-            )
-        )
-    return PassageWords(
-        tokens=frozenset(sequence),
-        bigrams=frozenset(itertools.pairwise(sequence)),
-        sentences=tuple(per_sentence),
-        number_neighbours=tuple(neighbours),
-        cardinals=tuple(cardinals),
-        dated=tuple(dated),
-        names=tuple(names),
-    )

@@ -17,6 +17,9 @@ A segment is a folder::
     passage-vectors.npy     float32, one row per passage (or, when the dense backend
                             holds them, e.g. HNSW, at the end of its file instead)
     sentence-vectors.npy    float16, one row per sentence, passage by passage
+    passage-analysis.bin    per passage, what the ranking features need of its text
+                            (``index/analysis.py``), one record after the other
+    passage-analysis.npy    per passage: byte offsets of its record (start, end)
     passage-words/          BM25 postings of passages (``index/lexical.py``)
     article-words/          BM25 postings of whole articles (title and body)
     dense/                  the dense backend's own files (``index/dense.py``), if any
@@ -37,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from index import dense
+from index.analysis import ANALYSIS, passage_words
 from index.arrays import NpyAppender, mapped, prefetch
 from index.corpus import Article
 from index.lexical import Postings, PostingsWriter, Words, count_words, tokenize
@@ -97,6 +101,9 @@ class SegmentWriter:
         self._sentence_vectors = NpyAppender(
             directory / "sentence-vectors.npy", SENTENCE_VECTOR_DTYPE, (dimension,)
         )
+        self._analysis = open(directory / "passage-analysis.bin", "wb")  # noqa: SIM115
+        self._analysis_size = 0
+        self._analysis_offsets = NpyAppender(directory / "passage-analysis.npy", np.int64, (2,))
         self.passage_words = PostingsWriter()
         self.article_words = PostingsWriter()
         self.articles = 0
@@ -108,6 +115,7 @@ class SegmentWriter:
             "sentences": [],
             "passage_vectors": [],
             "sentence_vectors": [],
+            "analysis_offsets": [],
         }
         self._pending_rows = 0
 
@@ -120,8 +128,12 @@ class SegmentWriter:
         article_words: Words,
         passage_vectors: np.ndarray,
         sentence_vectors: np.ndarray,
+        analyses: Sequence[bytes],
     ) -> int:
-        """Add one article with its passages; returns its number in the segment."""
+        """Add one article with its passages; returns its number in the segment.
+
+        ``analyses``: each passage's record of :class:`~index.analysis.PassageWords`.
+        """
         fields = [
             article.body,
             article.title,
@@ -161,6 +173,8 @@ class SegmentWriter:
                 f"{article.path}: {len(passages)} passages and {len(sentence_rows)} sentences, "
                 f"{len(passage_vectors)} and {len(sentence_vectors)} vectors"
             )
+        if len(analyses) != len(passages):
+            raise ValueError(f"{article.path}: {len(passages)} passages, {len(analyses)} analyses")
         nulls = sum(bit for name, bit in _OPTIONAL.items() if getattr(article, name) is None)
         self._pending["articles"].append(
             (offsets, nulls, self.passages, len(passages), line, article.content_hash.encode())
@@ -175,6 +189,11 @@ class SegmentWriter:
         )
         self._blob.write(b"".join(encoded))
         self._blob_size = offsets[-1]
+        for record in analyses:
+            end = self._analysis_size + len(record)
+            self._pending["analysis_offsets"].append((self._analysis_size, end))
+            self._analysis_size = end
+        self._analysis.write(b"".join(analyses))
         self.passages += len(passages)
         self.sentences += len(sentence_rows)
         self._pending_rows += len(passages) + 1
@@ -214,6 +233,11 @@ class SegmentWriter:
         else:
             passage_words = [source.passage_words_of(first + i) for i in range(count)]
             article_words = source.article_words_of(local)
+        analyses = [
+            source.passage_analysis(first + i)
+            or passage_words_of_text(article.body[p.start : p.end], p.sentences)
+            for i, p in enumerate(spans)
+        ]
         return self.add(
             article,
             int(row["line"]),
@@ -222,6 +246,7 @@ class SegmentWriter:
             article_words,
             np.asarray(source.passage_vectors[first : first + count]),
             np.asarray(source.sentence_vectors[s_from:s_to]),
+            analyses,
         )
 
     def _flush(self) -> None:
@@ -235,6 +260,8 @@ class SegmentWriter:
             self._passages.append(np.array(pending["passages"], dtype=PASSAGE_DTYPE))
         if pending["sentences"]:
             self._sentences.append(np.array(pending["sentences"], dtype=np.int32))
+        if pending["analysis_offsets"]:
+            self._analysis_offsets.append(np.array(pending["analysis_offsets"], dtype=np.int64))
         for name, appender in (
             ("passage_vectors", self._passage_vectors),
             ("sentence_vectors", self._sentence_vectors),
@@ -272,6 +299,7 @@ class SegmentWriter:
             "sentences": self.sentences,
             "dimension": self.dimension,
             "sentence_vectors": np.dtype(SENTENCE_VECTOR_DTYPE).name,
+            "analysis": ANALYSIS,
             "dense": {"backend": name, **settings},
         }
         (self.directory / SEGMENT_META).write_text(json.dumps(meta), encoding="utf-8")
@@ -280,7 +308,9 @@ class SegmentWriter:
     def abandon(self) -> None:
         """Close what is open (an abandoned folder is removed by whoever made it)."""
         self._blob.close()
+        self._analysis.close()
         for appender in (
+            self._analysis_offsets,
             self._articles,
             self._passages,
             self._sentences,
@@ -313,12 +343,13 @@ class Segment:
             self.dense = kind.load(self.passage_vectors, directory / "dense", settings)
         self.passage_words = Postings.load(directory / "passage-words")
         self.article_words = Postings.load(directory / "article-words")
+        self.analysis_offsets: np.ndarray | None = None
+        self._analysis: mmap.mmap | bytes = b""
+        if self.meta.get("analysis") == ANALYSIS:  # else worked out when met (an older build)
+            self.analysis_offsets = mapped(directory / "passage-analysis.npy")
+            self._analysis = _map_bytes(directory / "passage-analysis.bin")
         prefetch(directory / "articles.bin")
-        with open(directory / "articles.bin", "rb") as handle:
-            size = handle.seek(0, 2)
-            self._blob: mmap.mmap | bytes = (
-                mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-            )
+        self._blob = _map_bytes(directory / "articles.bin")
         counts = (
             len(self.articles),
             len(self.passages),
@@ -338,6 +369,9 @@ class Segment:
             m["passages"],
             m["articles"],
         )
+        if self.analysis_offsets is not None:
+            counts += (len(self.analysis_offsets),)
+            expected += (m["passages"],)
         if counts != expected:
             raise ValueError(
                 f"segment {directory.name} holds {counts} rows, its segment.json says {expected}"
@@ -351,6 +385,11 @@ class Segment:
             for name in ("lengths", "indptr", "forward_indptr", "docs", "tf", "forward_terms")
         ]
         blob = [np.frombuffer(self._blob, dtype=np.uint8)] if len(self._blob) else []
+        analysis = (
+            [self.analysis_offsets, np.frombuffer(self._analysis, dtype=np.uint8)]
+            if self.analysis_offsets is not None and len(self._analysis)
+            else []
+        )
         return [
             *self.dense.mapped_arrays(),
             self.passage_vectors,
@@ -360,6 +399,7 @@ class Segment:
             *words,
             self.sentence_vectors,
             *blob,
+            *analysis,
         ]
 
     @property
@@ -399,6 +439,13 @@ class Segment:
         row = self.passages[local]
         return self.text(int(row["byte_start"]), int(row["byte_end"]))
 
+    def passage_analysis(self, local: int) -> bytes | None:
+        """Passage ``local``'s stored analysis record, None when the build stored none."""
+        if self.analysis_offsets is None:
+            return None
+        start, end = self.analysis_offsets[local].tolist()
+        return bytes(self._analysis[start:end])
+
     def passage_words_of(self, local: int) -> Words:
         terms, counts = self.passage_words.document_terms(local)
         names = self.passage_words.terms
@@ -416,3 +463,15 @@ class Segment:
             counts.tolist(),
             int(self.article_words.lengths[local]),
         )
+
+
+def passage_words_of_text(text: str, sentences: Sequence[tuple[int, int]]) -> bytes:
+    """The analysis record of a passage's text (sentence spans within it)."""
+    return passage_words(text, tuple(sentences)).encode()
+
+
+def _map_bytes(path: Path) -> mmap.mmap | bytes:
+    """A file's bytes, memory-mapped (an empty file cannot be mapped: empty bytes)."""
+    with open(path, "rb") as handle:
+        size = handle.seek(0, 2)
+        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""

@@ -100,6 +100,7 @@ class Manifest:
     file_stats: dict[str, list[int]] = field(default_factory=dict)
     read_at_ns: int = 0  # when the build started reading the corpus
     store: str = "embedded"  # the storage backend that keeps it (index/backend.py)
+    analysis: str = ""  # the passage analysis its segments store (index/analysis.py)
 
 
 def build_dir_of(index_dir: Path) -> Path:
@@ -395,6 +396,11 @@ class StoredIndex:
             segment.text(int(row["byte_start"]), int(row["byte_end"])),
             tuple((a, b) for a, b in sentences),
         )
+
+    def passage_analysis(self, i: int) -> bytes | None:
+        """Passage ``i``'s analysis as the build stored it (``index/analysis.py``), or None."""
+        segment, local = self._locate_passage(i)
+        return segment.passage_analysis(local)
 
     def article(self, a: int, body: bool = True) -> Article:
         """Article ``a`` (``body`` False: without its body, for its title or source)."""

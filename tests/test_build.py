@@ -227,6 +227,45 @@ def test_index_whose_words_were_split_another_way_is_rebuilt(tmp_path, embedder)
     assert answer.found and "Céloron" in answer.quotes[0].text
 
 
+def test_passage_analysis_is_stored_and_an_index_without_it_is_upgraded(
+    tmp_path, embedder, monkeypatch
+):
+    """Each passage's analysis is stored at build, equal to working it out from the text;
+    an index from before (or with another kind of analysis) answers the same, working it
+    out when met, and ``--if-changed`` upgrades it by copying, embedding nothing."""
+    import index.build
+    import index.segments
+    from index.analysis import PassageWords, passage_words
+
+    corpus, index_dir = tmp_path / "corpus", tmp_path / "index"
+    for path in CORPUS.glob("*.md"):
+        (corpus / path.name).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / path.name).write_bytes(path.read_bytes())
+    question = "how many votes did the 63rd resolution get"
+    with monkeypatch.context() as patch:
+        for module in (index.build, index.segments):
+            patch.setattr(module, "ANALYSIS", "passage-words-v0")
+        _build(corpus, index_dir, embedder)
+    old = load_index(index_dir)
+    assert all(old.passage_analysis(i) is None for i in range(len(old.passages)))
+    before = QuoteIndex(index_dir, MODEL, embedder=embedder).answer(question)
+    assert not is_up_to_date(corpus, index_dir, MODEL)
+
+    report = _build(corpus, index_dir, embedder)
+    assert (report.embedded_articles, report.reused_articles) == (0, 5)
+    assert is_up_to_date(corpus, index_dir, MODEL)
+    stored = load_index(index_dir)
+    for i, passage in enumerate(stored.passages):
+        record = stored.passage_analysis(i)
+        assert record is not None
+        assert PassageWords.decode(record) == passage_words(passage.text, passage.sentences)
+    after = QuoteIndex(index_dir, MODEL, embedder=embedder).answer(question)
+    assert "85 votes" in after.quotes[0].text
+    assert [(q.text, round(q.score, 6)) for q in after.quotes] == [
+        (q.text, round(q.score, 6)) for q in before.quotes
+    ]
+
+
 def test_missing_or_corrupt_index_is_a_clear_error(tmp_path, seed_index_dir, embedder):
     import shutil
 

@@ -14,8 +14,8 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from index.analysis import PassageWords, passage_words
 from index.lexical import tokenize
-from index.lexicon import passage_words
 from index.recent import Recent
 
 _PIECES = st.sampled_from(
@@ -63,16 +63,28 @@ def test_passage_words_match_tokenizing_the_whole_passage(case):
     text, spans = case
     words = passage_words(text, spans)
     sequence = tokenize(text)
+    assert words.sequence == tuple(sequence)
     assert words.tokens == frozenset(sequence)
-    assert words.bigrams == frozenset(itertools.pairwise(sequence))
     assert words.sentences == tuple(frozenset(tokenize(text[a:b])) for a, b in spans)
+    pairs = frozenset(itertools.pairwise(sequence))
+    assert words.pairs_found(pairs) == len(pairs)
+    assert PassageWords.decode(words.encode()) == words  # as a segment stores it
 
 
 def test_sentences_apart_and_not():
     apart = passage_words("One vote. Two votes.", ((0, 9), (10, 20)))
-    assert ("vote", "two") in apart.bigrams  # the pair across the sentence boundary is kept
+    # the pair across the sentence boundary is kept
+    assert apart.pairs_found(frozenset({("vote", "two"), ("two", "one")})) == 1
     cut = passage_words("It cost 1,000 dollars.", ((0, 10), (10, 22)))  # "1," | "000"
     assert "1000" in cut.tokens
+
+
+def test_a_damaged_record_is_not_read_as_words():
+    record = passage_words("Adopted with 85 votes.", ((0, 22),)).encode()
+    assert PassageWords.decode(record[:-3]) is None
+    assert PassageWords.decode(b"") is None
+    assert PassageWords.decode(b"\xe9(\x00\x00\x00\x00") is None  # a tuple of nothing
+    assert PassageWords.decode(record) is not None
 
 
 def test_recent_keeps_what_was_used_lately_and_stays_bounded():
