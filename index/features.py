@@ -50,6 +50,8 @@ Features, per candidate passage:
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,6 +150,8 @@ def compute(
     if not n:
         return FeatureRows(candidates.ids, matrix, ())
     weight = dict(zip(question.tokens, question.weights.tolist(), strict=True))
+    words_of = _QuestionWords(weight)
+    share, mask_of = words_of.share, words_of.mask
     total = sum(weight.values()) or 1.0
     peak = max(weight.values(), default=0.0) or 1.0
     ceiling = total * (BM25_K1 + 1.0)
@@ -161,61 +165,66 @@ def compute(
     col = COLUMN
     sentence_scores: list[tuple[float, ...]] = []
     article_of = {i: lexicon.article_of(i) for i in candidates.ids.tolist()}
-    held = lexicon.held_by_articles(question.tokens, article_of.values())
-    leads = lexicon.held_by_leads(question.tokens, article_of.values())
+    # per article, the question's words it holds, and its title and lead hold, as masks
+    held = {
+        a: mask_of(w)
+        for a, w in lexicon.held_by_articles(question.tokens, article_of.values()).items()
+    }
+    leads = {
+        a: mask_of(w)
+        for a, w in lexicon.held_by_leads(question.tokens, article_of.values()).items()
+    }
+    titles = {a: mask_of(lexicon.title(a)) for a in held}
     for r, i in enumerate(candidates.ids.tolist()):
         article = article_of[i]
         words = lexicon.passage(i)
-        article_words = held[article]  # the question's words the article holds
-        cos = candidates.sentence_cosines[r]
-        per_cov = [_share(weight, s) / total for s in words.sentences]
+        article_mask = held[article]
+        lead = leads[article]
+        cos_array = candidates.sentence_cosines[r]
+        cos = cos_array.tolist()
+        sentences = [mask_of(s) for s in words.sentences]
+        passage = mask_of(words.sequence)
+        per_cov = [share(m) / total for m in sentences]
         if len(per_cov) != len(cos):  # a passage without sentence spans: one "sentence"
-            per_cov = [_share(weight, words.tokens) / total] * len(cos)
-        cov = np.asarray(per_cov)
-        joint = cos + cov
-        best = int(np.argmax(joint))
+            per_cov = [share(passage) / total] * len(cos)
+        joint = [c + v for c, v in zip(cos, per_cov, strict=True)]
+        best = max(range(len(joint)), key=joint.__getitem__)
         row = matrix[r]
         row[col["dense"]] = candidates.dense[r]
-        row[col["sentence"]] = float(cos.max())
-        row[col["sentence_joint"]] = float(joint[best])
-        lead = leads[article]  # the question's words its article's title and lead hold
+        row[col["sentence"]] = max(cos)
+        row[col["sentence_joint"]] = joint[best]
         row[col["sentence_joint_lead"]] = max(
-            float(c) + _share_either(weight, sentence, lead) / total
-            for c, sentence in zip(cos, words.sentences or (words.tokens,), strict=False)
+            c + share(m | lead) / total for c, m in zip(cos, sentences or [passage], strict=False)
         )
         if len(cos) > 1:
             pair = pairs.of(i)
-            row[col["sentence_window"]] = float(((cos[:-1] + cos[1:]) / pair).max())
+            row[col["sentence_window"]] = float(((cos_array[:-1] + cos_array[1:]) / pair).max())
             row[col["coverage_window"]] = (
-                max(
-                    _share_either(weight, a, b)
-                    for a, b in zip(words.sentences, words.sentences[1:], strict=False)
-                )
-                / total
+                max(share(a | b) for a, b in itertools.pairwise(sentences)) / total
             )
         else:
-            row[col["sentence_window"]] = float(cos.max())
-            row[col["coverage_window"]] = float(cov.max())
+            row[col["sentence_window"]] = max(cos)
+            row[col["coverage_window"]] = max(per_cov)
         row[col["bm25"]] = candidates.bm25[r] / (candidates.best_bm25 or 1.0)
         row[col["bm25_ceiling"]] = candidates.bm25[r] / ceiling
         row[col["article_bm25"]] = candidates.article_bm25[r] / (
             candidates.best_article_bm25 or 1.0
         )
-        row[col["coverage"]] = _share(weight, words.tokens) / total
-        row[col["coverage_sentence"]] = float(cov.max())
-        row[col["coverage_article"]] = _share(weight, article_words) / total
-        row[col["coverage_title"]] = _share(weight, lexicon.title(article)) / total
-        row[col["coverage_lead"]] = _share_either(weight, words.tokens, lead) / total
+        row[col["coverage"]] = share(passage) / total
+        row[col["coverage_sentence"]] = max(per_cov)
+        row[col["coverage_article"]] = share(article_mask) / total
+        row[col["coverage_title"]] = share(titles[article]) / total
+        row[col["coverage_lead"]] = share(passage | lead) / total
         if question.bigrams:
             row[col["bigrams"]] = words.pairs_found(question.bigrams) / len(question.bigrams)
         if numbers:
             row[col["numbers"]] = len(numbers & words.tokens) / len(numbers)
-            row[col["numbers_missing"]] = len(numbers - article_words) / len(numbers)
-        row[col["answer_type"]] = _answer_type(question.kind, asked, words, best)
-        row[col["answer_type_passage"]] = max(
-            (_answer_type(question.kind, asked, words, j) for j in range(len(words.sentences))),
-            default=0.0,
-        )
+            row[col["numbers_missing"]] = sum(
+                1 for t in numbers if not article_mask & words_of.bit.get(t, 0)
+            ) / len(numbers)
+        types = [_answer_type(question.kind, asked, words, j) for j in range(len(words.sentences))]
+        row[col["answer_type"]] = types[best] if best < len(types) else 0.0
+        row[col["answer_type_passage"]] = max(types, default=0.0)
         quantity = (
             [
                 1.0 if any(counted & near for near in neighbours) else 0.0
@@ -227,14 +236,12 @@ def compute(
         row[col["quantity"]] = max(quantity)
         row[col["first_passage"]] = 1.0 if lexicon.is_first(i) else 0.0
         if weight:
-            row[col["missing_peak"]] = _peak_missing(weight, words.tokens) / peak
-            row[col["missing_peak_article"]] = _peak_missing(weight, article_words) / peak
-            row[col["missing_words_article"]] = sum(
-                1 for t in weight if t not in article_words
-            ) / len(weight)
+            row[col["missing_peak"]] = words_of.peak_missing(passage) / peak
+            row[col["missing_peak_article"]] = words_of.peak_missing(article_mask) / peak
+            row[col["missing_words_article"]] = words_of.missing(article_mask) / len(weight)
         sentence_scores.append(
             tuple(
-                float(cos[j]) + HIGHLIGHT_QUANTITY * quantity[j] + HIGHLIGHT_COVERAGE * per_cov[j]
+                cos[j] + HIGHLIGHT_QUANTITY * quantity[j] + HIGHLIGHT_COVERAGE * per_cov[j]
                 for j in range(len(cos))
             )
         )
@@ -279,17 +286,48 @@ class PairCosines:
         return norms
 
 
-def _share(weight: dict[str, float], found: frozenset[str]) -> float:
-    return sum(w for t, w in weight.items() if t in found)
+class _QuestionWords:
+    """The question's words as bits, so that "which of them does this hold" is one integer.
 
+    A sentence, passage, article or lead holding some of the question's words is
+    a mask; unions are ``|``, and the weight of a mask (its share of the question)
+    is summed once per question, in the question's word order, so it is the same
+    float whichever way the mask was made.
+    """
 
-def _share_either(weight: dict[str, float], one: frozenset[str], other: frozenset[str]) -> float:
-    """``_share(weight, one | other)`` without building the union."""
-    return sum(w for t, w in weight.items() if t in one or t in other)
+    def __init__(self, weight: dict[str, float]) -> None:
+        self.words = frozenset(weight)
+        self.bit = {t: 1 << j for j, t in enumerate(weight)}
+        self._weights = list(weight.values())
+        self._shares: dict[int, float] = {}
+        self._peaks: dict[int, float] = {}
 
+    def mask(self, found: Iterable[str]) -> int:
+        """Which of the question's words ``found`` holds."""
+        bit = self.bit
+        return sum(bit[t] for t in self.words.intersection(found))
 
-def _peak_missing(weight: dict[str, float], found: frozenset[str]) -> float:
-    return max((w for t, w in weight.items() if t not in found), default=0.0)
+    def share(self, mask: int) -> float:
+        """The summed weight of the words in ``mask``."""
+        value = self._shares.get(mask)
+        if value is None:
+            value = self._shares[mask] = sum(
+                w for j, w in enumerate(self._weights) if mask >> j & 1
+            )
+        return value
+
+    def peak_missing(self, mask: int) -> float:
+        """The weight of the heaviest word not in ``mask`` (0 when none is missing)."""
+        value = self._peaks.get(mask)
+        if value is None:
+            value = self._peaks[mask] = max(
+                (w for j, w in enumerate(self._weights) if not mask >> j & 1), default=0.0
+            )
+        return value
+
+    def missing(self, mask: int) -> int:
+        """How many of the question's words are not in ``mask``."""
+        return len(self._weights) - mask.bit_count()
 
 
 def _answer_type(kind: str, asked: frozenset[str], words: PassageWords, j: int) -> float:
@@ -297,9 +335,9 @@ def _answer_type(kind: str, asked: frozenset[str], words: PassageWords, j: int) 
     if j >= len(words.sentences):
         return 0.0
     if kind == "quantity":
-        return 1.0 if words.cardinals[j] - asked else 0.0
+        return 0.0 if words.cardinals[j] <= asked else 1.0
     if kind == "time":
         return 1.0 if words.dated[j] else 0.0
     if kind in ("person", "place"):
-        return 1.0 if words.names[j] - asked else 0.0
+        return 0.0 if words.names[j] <= asked else 1.0
     return 0.0
