@@ -63,6 +63,8 @@ def test_conversion_is_cached_and_reused(int8_embedder, backend_cache, caplog):
     (entry,) = _entries(backend_cache, "openvino-int8")
     meta = json.loads((entry / "export.json").read_text())
     assert meta["key"]["backend"] == "openvino-int8" and meta["inputs"]
+    # activations in int8 too, checked against the float model on the calibration texts
+    assert meta["int8"] == "weights and activations" and meta["min_cosine"] >= 0.99
     before = {p.name: p.stat().st_mtime_ns for p in entry.iterdir()}
     with caplog.at_level(logging.WARNING, logger="index.embeddings"):
         again = Embedder(MODEL, "openvino-int8", cache_dir=backend_cache)
@@ -91,6 +93,24 @@ def test_damaged_cache_is_converted_again(int8_embedder, backend_cache, tmp_path
     # An entry without its metadata (written last) is incomplete: removed, to be converted.
     (entry / "export.json").unlink()
     assert _read_entry(entry) is None and not entry.exists()
+
+
+def test_int8_activations_that_disagree_fall_back_to_int8_weights(
+    tmp_path, embedder, monkeypatch, caplog
+):
+    """Where int8 activations would move a calibration text's vector below the bar
+    (here: a bar no quantized model meets), the conversion keeps activations in float."""
+    import index.embeddings
+
+    monkeypatch.setattr(index.embeddings, "INT8_MIN_COSINE", 1.01)
+    with caplog.at_level(logging.WARNING, logger="index.embeddings"):
+        fallback = Embedder(MODEL, "openvino-int8", cache_dir=tmp_path)
+    assert any("keeping activations in float" in r.getMessage() for r in caplog.records)
+    (entry,) = _entries(tmp_path, "openvino-int8")
+    meta = json.loads((entry / "export.json").read_text())
+    assert meta["int8"] == "weights" and 0.99 <= meta["min_cosine_activations"] < 1.01
+    cosine = np.sum(fallback.encode(TEXTS) * embedder.encode(TEXTS), axis=1)
+    assert cosine.min() >= 0.99, cosine
 
 
 def test_killed_conversion_leaves_no_entry(backend_cache, tmp_path):
