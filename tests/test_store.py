@@ -203,7 +203,12 @@ def test_removed_and_changed_articles_leave_the_index_and_scores_match_a_fresh_b
         assert np.allclose(a.scores(tokens), b.scores(tokens), atol=1e-6)
         assert a.document_frequencies() == b.document_frequencies()
     assert np.allclose(stored.sentence_vectors[:], fresh.sentence_vectors[:], atol=2e-3)
-    assert np.allclose(stored.passage_vectors[:], fresh.passage_vectors[:], atol=1e-3)
+    # The same vectors, to what int8 activations allow: a text's vector moves by a
+    # quantization step or so with the batch it was embedded in (cosine > 0.9999).
+    cosines = np.sum(
+        np.asarray(stored.passage_vectors[:]) * np.asarray(fresh.passage_vectors[:]), axis=1
+    )
+    assert cosines.min() > 0.9999, cosines.min()
 
 
 KILL_SCRIPT = textwrap.dedent(
