@@ -397,9 +397,9 @@ class Segment:
             self.sentences,
             self.articles,
             *words,
+            *analysis,
             self.sentence_vectors,
             *blob,
-            *analysis,
         ]
 
     @property
