@@ -71,7 +71,7 @@ def gather(
     articles, article_scores = stored.article_bm25.search(query_tokens, TOP_ARTICLES)
     for a, score in zip(articles.tolist(), article_scores.tolist(), strict=True):
         if score > 0:
-            chosen.update(list(stored.passages_of(a))[:ARTICLE_PASSAGES])
+            chosen.update(stored.passages_of(a)[:ARTICLE_PASSAGES])
     pool = np.fromiter(sorted(chosen), dtype=np.int64, count=len(chosen))
     if not len(pool):
         empty = np.zeros(0)
@@ -82,10 +82,13 @@ def gather(
     starts, ends = stored.sentence_starts[pool], stored.sentence_starts[pool + 1]
     rows = concat_ranges(starts, ends)
     cosines = dot_rows(stored.sentence_vectors[rows], query_vector) if len(rows) else np.zeros(0)
-    per_passage = np.split(cosines, np.cumsum(ends - starts)[:-1])
-    best_sentence = np.array(
-        [c.max() if len(c) else d for c, d in zip(per_passage, dense, strict=True)]
-    )
+    counts = ends - starts
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    # each passage's best sentence (its passage cosine when it has no sentence)
+    best_sentence = np.asarray(dense).copy()
+    has = counts > 0
+    if has.any():
+        best_sentence[has] = np.maximum.reduceat(cosines, offsets[:-1][has])
     fused = _reciprocal_ranks(dense) + _reciprocal_ranks(best_sentence) + _reciprocal_ranks(bm25)
     keep = np.argsort(-fused, kind="stable")[:shortlist]
     ids = pool[keep]
@@ -98,7 +101,8 @@ def gather(
         best_bm25=float(top_scores[0]) if len(top_scores) else 0.0,
         best_article_bm25=float(article_scores[0]) if len(article_scores) else 0.0,
         sentence_cosines=tuple(
-            per_passage[j] if len(per_passage[j]) else dense[j : j + 1] for j in keep.tolist()
+            cosines[offsets[j] : offsets[j + 1]] if counts[j] else dense[j : j + 1]
+            for j in keep.tolist()
         ),
     )
 
