@@ -197,6 +197,7 @@ def build_index(
                 metric="inner_product",
                 tokenizer=TOKENIZER,
                 analysis=ANALYSIS,
+                embedding=getattr(embedder, "vectors", ""),
                 passage_settings=settings,
                 files=reader.file_hashes,  # every corpus file read, articles or not
                 articles=report.articles,

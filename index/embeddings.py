@@ -154,10 +154,15 @@ class Embedder:
         self.dimension = int(dim)
         self.max_tokens = int(self._model.max_seq_length or 256)
         self._runner: _OpenVinoRunner | None = None
+        # Which vectors this embedder makes: the backend, and for a converted model the
+        # digest of its conversion (model files, library versions, calibration). Indexes
+        # record it; vectors of another conversion agree to a cosine of 0.99, not exactly.
+        self.vectors = self.backend
         if self.backend != "torch":
             self._runner = _OpenVinoRunner.load(
                 self._model, self.name, location, self.backend, Path(cache_dir).expanduser()
             )
+            self.vectors = self._runner.vectors
 
     def count_tokens(self, text: str) -> int:
         """Word pieces of ``text`` without the special tokens the model adds."""
@@ -285,9 +290,10 @@ def _traceable(model: Any, names: list[str], constants: dict[str, Any]) -> Any:
 class _OpenVinoRunner:
     """A compiled OpenVINO model of the whole pipeline, and how to feed it."""
 
-    def __init__(self, compiled: Any, inputs: list[str]) -> None:
+    def __init__(self, compiled: Any, inputs: list[str], vectors: str) -> None:
         self._compiled = compiled
         self._inputs = inputs
+        self.vectors = vectors  # the backend and its cache entry's digest
         self._lock = threading.Lock()  # one inference request, shared by threads
 
     @classmethod
@@ -325,7 +331,7 @@ class _OpenVinoRunner:
             shutil.rmtree(folder, ignore_errors=True)
             folder, meta = _export(model, location, backend, key, entry)
             compiled = core.compile_model(core.read_model(folder / "model.xml"), "CPU", _OV_CONFIG)
-        return cls(compiled, list(meta["inputs"]))
+        return cls(compiled, list(meta["inputs"]), f"{backend}-{digest}")
 
     def encode(self, model: Any, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
         """Vectors of ``texts``, longest first in batches (as sentence-transformers does)."""

@@ -101,6 +101,7 @@ class Manifest:
     read_at_ns: int = 0  # when the build started reading the corpus
     store: str = "embedded"  # the storage backend that keeps it (index/backend.py)
     analysis: str = ""  # the passage analysis its segments store (index/analysis.py)
+    embedding: str = ""  # which vectors: backend and conversion (Embedder.vectors)
 
 
 def build_dir_of(index_dir: Path) -> Path:

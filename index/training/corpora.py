@@ -8,6 +8,7 @@ every vector it made: each text is embedded once for all of them.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 
 from index.build import build_index, is_up_to_date
 from index.embeddings import Embedder
+from index.store import IndexLoadError, read_manifest
 
 
 class SharingEmbedder:
@@ -59,8 +61,21 @@ def build_corpora(
             if not link.exists():
                 link.symlink_to(path.resolve())
         index = work / "indexes" / key
+        if _vectors_of(index) not in (None, embedder.vectors):
+            # made by another backend or conversion: its vectors are not this embedder's,
+            # and a rebuild would keep them for every unchanged article
+            say(f"{key}: its vectors come from another embedding; indexing it again")
+            shutil.rmtree(index)
         if not is_up_to_date(corpus, index, embedder.name):
             say(f"indexing {key} ({len(files)} files)")
             build_index(corpus, index, embedder=sharing, progress=False)  # type: ignore[arg-type]
         out[key] = index
     return out
+
+
+def _vectors_of(index: Path) -> str | None:
+    """Which embedding made the index's vectors (as its manifest says), None if no index."""
+    try:
+        return read_manifest(index).embedding
+    except IndexLoadError:
+        return None
