@@ -137,6 +137,11 @@ def _apart(text: str, spans: tuple[tuple[int, int], ...]) -> bool:
     return True
 
 
+def analysis_record(text: str, sentences: tuple[tuple[int, int], ...]) -> bytes:
+    """The stored record of a passage's analysis (what a segment keeps per passage)."""
+    return passage_words(text, sentences).encode()
+
+
 def passage_words(text: str, sentences: tuple[tuple[int, int], ...]) -> PassageWords:
     """What the features need of one passage's text, sentence by sentence."""
     spans = sentences or ((0, len(text)),)

@@ -36,7 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from index import dense
-from index.analysis import ANALYSIS, passage_words
+from index.analysis import ANALYSIS, analysis_record
 from index.arrays import mapped
 from index.corpus import (
     SUFFIXES,
@@ -197,7 +197,7 @@ def build_index(
                 metric="inner_product",
                 tokenizer=TOKENIZER,
                 analysis=ANALYSIS,
-                embedding=getattr(embedder, "vectors", ""),
+                embedding=embedder.vectors,
                 passage_settings=settings,
                 files=reader.file_hashes,  # every corpus file read, articles or not
                 articles=report.articles,
@@ -588,7 +588,7 @@ def _split_one(title: str, body: str, count: Callable[[str], int], window: int) 
         [PassageSpans(p.start, p.end, p.sentences) for p in passages],
         [count_words(tokenize(p.text)) for p in passages],
         count_words(tokenize(f"{title}\n{body}")),
-        [passage_words(p.text, p.sentences).encode() for p in passages],
+        [analysis_record(p.text, p.sentences) for p in passages],
     )
 
 

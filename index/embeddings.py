@@ -271,6 +271,12 @@ def _features(model: Any, texts: list[str]) -> dict[str, Any]:
     return prepare(texts)
 
 
+def _inputs(model: Any, texts: list[str], names: list[str]) -> list[np.ndarray]:
+    """The converted model's inputs for ``texts``: the model's own features, in order."""
+    features = _features(model, texts)
+    return [np.ascontiguousarray(features[name].numpy()) for name in names]
+
+
 def _traceable(model: Any, names: list[str], constants: dict[str, Any]) -> Any:
     """The sentence-transformers model as a function of its tensor inputs, for tracing."""
     import torch
@@ -342,8 +348,7 @@ class _OpenVinoRunner:
         starts = range(0, len(texts), max(1, batch_size))
         for start in tqdm(starts, desc="embedding", unit="batch", disable=not progress):
             rows = order[start : start + batch_size]
-            features = _features(model, [texts[i] for i in rows])
-            feed = [np.ascontiguousarray(features[name].numpy()) for name in self._inputs]
+            feed = _inputs(model, [texts[i] for i in rows], self._inputs)
             with self._lock:
                 vectors = np.asarray(self._compiled(feed)[0], dtype=np.float32)
             if out is None:
@@ -465,8 +470,7 @@ def _int8(converted: Any, model: Any, names: list[str]) -> tuple[Any, dict[str, 
     batches = [texts[i : i + _CALIBRATION_BATCH] for i in range(0, len(texts), _CALIBRATION_BATCH)]
 
     def feed(batch: list[str]) -> list[np.ndarray]:
-        features = _features(model, batch)
-        return [np.ascontiguousarray(features[name].numpy()) for name in names]
+        return _inputs(model, batch, names)
 
     quantized = nncf.quantize(
         converted.clone(),

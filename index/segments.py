@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from index import dense
-from index.analysis import ANALYSIS, passage_words
+from index.analysis import ANALYSIS, analysis_record
 from index.arrays import NpyAppender, mapped, prefetch
 from index.corpus import Article
 from index.lexical import Postings, PostingsWriter, Words, count_words, tokenize
@@ -235,7 +235,7 @@ class SegmentWriter:
             article_words = source.article_words_of(local)
         analyses = [
             source.passage_analysis(first + i)
-            or passage_words_of_text(article.body[p.start : p.end], p.sentences)
+            or analysis_record(article.body[p.start : p.end], p.sentences)
             for i, p in enumerate(spans)
         ]
         return self.add(
@@ -463,11 +463,6 @@ class Segment:
             counts.tolist(),
             int(self.article_words.lengths[local]),
         )
-
-
-def passage_words_of_text(text: str, sentences: Sequence[tuple[int, int]]) -> bytes:
-    """The analysis record of a passage's text (sentence spans within it)."""
-    return passage_words(text, tuple(sentences)).encode()
 
 
 def _map_bytes(path: Path) -> mmap.mmap | bytes:
