@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import time
+from functools import lru_cache
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 
 import numpy as np
 
@@ -42,6 +43,43 @@ def dot_rows(rows: np.ndarray, vector: np.ndarray) -> np.ndarray:
     ``einsum`` does the same sum in one thread, in microseconds.
     """
     return np.einsum("ij,j->i", rows, vector)
+
+
+def as_float32(block: np.ndarray) -> np.ndarray:
+    """``block`` as float32 (itself when it is float32 already; stored vectors are often float16).
+
+    NumPy casts float16 one value at a time: for the ~1,000 sentence vectors a
+    question's candidates hold, 0.48 ms, a quarter of the work past the
+    embedding. torch casts the same block with F16C instructions in 0.08 ms. It
+    is cut into pieces below torch's grain size, so no pool thread is woken (see
+    :func:`dot_rows` for what that costs on a busy machine). The values are the
+    same either way: float16 to float32 is exact.
+    """
+    if block.dtype != np.float16 or block.size < _TORCH_CAST_MIN:
+        return np.asarray(block, dtype=np.float32)
+    torch = _torch()
+    out = np.empty(block.shape, dtype=np.float32)
+    if torch is None:
+        out[...] = block
+        return out
+    source = torch.from_numpy(np.ascontiguousarray(block)).view(-1)
+    target = torch.from_numpy(out).view(-1)
+    for start in range(0, source.numel(), _TORCH_CAST_PIECE):
+        target[start : start + _TORCH_CAST_PIECE].copy_(source[start : start + _TORCH_CAST_PIECE])
+    return out
+
+
+_TORCH_CAST_MIN = 8192  # values; below this NumPy's cast is as quick as a call into torch
+_TORCH_CAST_PIECE = 16384  # values; under ATen's grain size (32768): one thread per piece
+
+
+@lru_cache(maxsize=1)
+def _torch() -> ModuleType | None:
+    try:
+        import torch
+    except ImportError:  # the cast falls back to NumPy's
+        return None
+    return torch
 
 
 class NpyAppender:

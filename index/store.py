@@ -49,7 +49,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from index.arrays import concat_ranges, mapped, touch_pages
+from index.arrays import as_float32, concat_ranges, mapped, touch_pages
 from index.checksums import damage, file_sha256, read_stamp, write_stamp
 from index.corpus import Article
 from index.lexical import LexicalIndex
@@ -523,13 +523,13 @@ class RowView:
         physical = self._mapping[ids] if self._mapping is not None else ids
         flat = physical.reshape(-1)
         if len(self._arrays) == 1:
-            out = np.asarray(self._arrays[0][flat], dtype=np.float32)
+            out = as_float32(self._arrays[0][flat])
         else:
             out = np.empty((len(flat), self.shape[1]), dtype=np.float32)
             which = np.searchsorted(self._bases, flat, side="right") - 1
             for s in np.unique(which).tolist():
                 mine = which == s
-                out[mine] = self._arrays[s][flat[mine] - self._bases[s]]
+                out[mine] = as_float32(self._arrays[s][flat[mine] - self._bases[s]])
         return out.reshape((*physical.shape, self.shape[1]))
 
 
