@@ -19,8 +19,9 @@ from __future__ import annotations
 import itertools
 import marshal
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import lru_cache
 
 from index.lexical import TOKENIZER, tokenize
 
@@ -61,23 +62,31 @@ _NUMBER_WORDS = frozenset(
 NUMBER_WINDOW = 3  # words either side of a number that say what it counts
 
 
-ANALYSIS_VERSION = 1  # bump when what passage_words works out changes
+ANALYSIS_VERSION = 2  # bump when what passage_words works out changes (2: tuples, not sets)
 ANALYSIS = f"passage-words-v{ANALYSIS_VERSION}+{TOKENIZER}+marshal-{marshal.version}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PassageWords:
-    """One passage's words, whole and sentence by sentence."""
+    """One passage's words, whole and sentence by sentence.
+
+    Every group of words is a tuple of distinct strings, not a set: answering
+    keeps thousands of these in its cache of recent passages, and Python's
+    collector must walk every set on each full collection (about 1 ms a
+    question at 20,000 passages) while it stops tracking tuples of strings.
+    What is asked of them is always "which of the question's words", answered
+    by the question's own set (``question_words.intersection(sentence)``).
+    """
 
     sequence: tuple[str, ...]  # the passage's tokens in order, as ``tokenize`` gives them
-    sentences: tuple[frozenset[str], ...]
+    sentences: tuple[tuple[str, ...], ...]  # per sentence: its distinct tokens
     # per sentence: the stems next to each cardinal number (not a year) it holds
-    number_neighbours: tuple[tuple[frozenset[str], ...], ...]
-    cardinals: tuple[frozenset[str], ...]  # per sentence: its cardinal numbers, as tokens
+    number_neighbours: tuple[tuple[tuple[str, ...], ...], ...]
+    cardinals: tuple[tuple[str, ...], ...]  # per sentence: its cardinal numbers, as tokens
     dated: tuple[bool, ...]  # per sentence: holds a year or a calendar word
-    names: tuple[frozenset[str], ...]  # per sentence: stems of capitalised words past its first
+    names: tuple[tuple[str, ...], ...]  # per sentence: stems of capitalised words past its first
 
-    @cached_property
+    @property
     def tokens(self) -> frozenset[str]:
         return frozenset(self.sequence)
 
@@ -107,6 +116,11 @@ class PassageWords:
             return cls(*fields) if isinstance(fields, tuple) and len(fields) == 6 else None
         except (ValueError, EOFError, TypeError):
             return None
+
+
+def _distinct(words: Iterable[str]) -> tuple[str, ...]:
+    """The distinct ``words``, in the order first met."""
+    return tuple(dict.fromkeys(words))
 
 
 def _beside_month(words: list[str], j: int) -> bool:
@@ -151,14 +165,14 @@ def passage_words(text: str, sentences: tuple[tuple[int, int], ...]) -> PassageW
         if _apart(text, spans)
         else tokenize(text)
     )
-    per_sentence: list[frozenset[str]] = []
-    neighbours: list[tuple[frozenset[str], ...]] = []
-    cardinals: list[frozenset[str]] = []
+    per_sentence: list[tuple[str, ...]] = []
+    neighbours: list[tuple[tuple[str, ...], ...]] = []
+    cardinals: list[tuple[str, ...]] = []
     dated: list[bool] = []
-    names: list[frozenset[str]] = []
+    names: list[tuple[str, ...]] = []
     for (a, b), tokens in zip(spans, sentence_tokens, strict=True):
         sentence = text[a:b]
-        per_sentence.append(frozenset(tokens))
+        per_sentence.append(_distinct(tokens))
         words = _WORD.findall(sentence)
         lowered_words = [w.lower().rstrip(".,") for w in words]
         has_digits = bool(_DIGIT.search(sentence))
@@ -179,19 +193,20 @@ def passage_words(text: str, sentences: tuple[tuple[int, int], ...]) -> PassageW
         stems = [(_stems(w) or ("",))[0] for w in words] if numbers else []
         neighbours.append(
             tuple(
-                frozenset(stems[max(0, j - NUMBER_WINDOW) : j])
-                | frozenset(stems[j + 1 : j + 1 + NUMBER_WINDOW])
+                _distinct(
+                    (*stems[max(0, j - NUMBER_WINDOW) : j], *stems[j + 1 : j + 1 + NUMBER_WINDOW])
+                )
                 for j in numbers
             )
         )
-        cardinals.append(frozenset(stems[j] for j in numbers if stems[j]))
+        cardinals.append(_distinct(stems[j] for j in numbers if stems[j]))
         dated.append(
             (has_digits and any(_YEAR.match(w) for w in words))
             or not _CALENDAR.isdisjoint(lowered_words)
         )
         first = words[0] if words else ""
         names.append(
-            frozenset(
+            _distinct(
                 stem
                 for word in _CAPITALISED.findall(sentence)
                 if word != first

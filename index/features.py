@@ -218,7 +218,7 @@ def compute(
         if question.bigrams:
             row[col["bigrams"]] = words.pairs_found(question.bigrams) / len(question.bigrams)
         if numbers:
-            row[col["numbers"]] = len(numbers & words.tokens) / len(numbers)
+            row[col["numbers"]] = len(numbers.intersection(words.sequence)) / len(numbers)
             row[col["numbers_missing"]] = sum(
                 1 for t in numbers if not article_mask & words_of.bit.get(t, 0)
             ) / len(numbers)
@@ -227,7 +227,7 @@ def compute(
         row[col["answer_type_passage"]] = max(types, default=0.0)
         quantity = (
             [
-                1.0 if any(counted & near for near in neighbours) else 0.0
+                1.0 if any(not counted.isdisjoint(near) for near in neighbours) else 0.0
                 for neighbours in words.number_neighbours
             ]
             if counted and len(words.number_neighbours) == len(cos)
@@ -335,9 +335,9 @@ def _answer_type(kind: str, asked: frozenset[str], words: PassageWords, j: int) 
     if j >= len(words.sentences):
         return 0.0
     if kind == "quantity":
-        return 0.0 if words.cardinals[j] <= asked else 1.0
+        return 0.0 if asked.issuperset(words.cardinals[j]) else 1.0
     if kind == "time":
         return 1.0 if words.dated[j] else 0.0
     if kind in ("person", "place"):
-        return 0.0 if words.names[j] <= asked else 1.0
+        return 0.0 if asked.issuperset(words.names[j]) else 1.0
     return 0.0
