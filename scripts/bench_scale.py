@@ -424,7 +424,7 @@ class Progress:
         now = time.perf_counter()
         if self.marks:
             last, since = self.marks[-1]
-            self._say(f"{last} took {seconds(now - since)}; {name}")
+            self._say(f"{last} took {short(now - since)}; {name}")
         else:
             self._say(name)
         self.marks.append((name, now))
@@ -741,6 +741,11 @@ def seconds(value: float | None) -> str:
     return f"{value:.1f} s" if value >= 10 else f"{value:.2f} s"
 
 
+def short(value: float) -> str:
+    """A time that may be milliseconds (a first answer beside the p95 of the later ones)."""
+    return f"{value * 1000:.1f} ms" if value < 1 else seconds(value)
+
+
 def millis(a: float, b: float) -> str:
     return f"{a * 1000:.1f} / {b * 1000:.1f} ms"
 
@@ -791,7 +796,7 @@ def main_table(rows: Sequence[Row]) -> list[str]:
         else:
             cells += [
                 seconds(s["load_seconds"]),
-                seconds(s["first_seconds"]),
+                short(s["first_seconds"]),
                 millis(s["answer_p50"], s["answer_p95"]),
                 millis(s["bare_p50"], s["bare_p95"]),
                 f"{s['recall']:.3f}",
