@@ -66,6 +66,8 @@ _FLOAT_LAYERS = r".*output\.dense.*"
 _CALIBRATION_BATCH = 8
 _META = "export.json"
 _STALE_TEMP_SECONDS = 3600
+_DIGEST_LENGTH = 16  # hex digits of a cache entry's key digest, the end of its name
+OLD_CONVERSION_DAYS = 30  # a conversion older than this is removed when another is made
 # Latency first: questions come one at a time, and on two cores one stream uses both.
 _OV_CONFIG = {"PERFORMANCE_HINT": "LATENCY"}
 
@@ -322,7 +324,8 @@ class _OpenVinoRunner:
         if backend == "openvino-int8":  # its activation ranges come from these texts
             key["calibration"] = hashlib.sha256(CALIBRATION_FILE.read_bytes()).hexdigest()[:16]
             key["float_layers"] = _FLOAT_LAYERS
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+        digest = digest[:_DIGEST_LENGTH]
         slug = "".join(c if c.isalnum() else "-" for c in name)[-48:].strip("-") or "model"
         entry = cache_root / f"{slug}-{backend}-{digest}"
         meta = _read_entry(entry)
@@ -431,6 +434,7 @@ def _export(
         if found is None:
             raise ModelLoadError(f"cannot store the converted model at {entry}") from None
         meta = found
+    _remove_old_conversions(entry)
     return entry, meta
 
 
@@ -504,6 +508,53 @@ def _last_line(err: Exception) -> str:
     """The telling line of a long library error (OpenVINO's start with a source location)."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return lines[-1] if lines else type(err).__name__
+
+
+def _remove_old_conversions(entry: Path) -> None:
+    """Other conversions of ``entry``'s model and backend that no install uses any more.
+
+    Each library upgrade, model reinstall or checkout in another folder converts
+    the model again into a new entry (35-90 MB), and the old ones would pile up.
+    Removed: an entry whose model folder is gone, and one converted more than
+    ``OLD_CONVERSION_DAYS`` ago. An install still using an old one converts it
+    again on its next start (a minute), and its new entry is then young, so two
+    installs sharing a cache never remove each other's in turn.
+    """
+    stem = entry.name[:-_DIGEST_LENGTH]  # "<model>-<backend>-"
+    now = time.time()
+    removed, freed = 0, 0
+    for other in entry.parent.iterdir():
+        if other == entry or not _is_entry_of(other.name, stem):
+            continue
+        try:
+            meta_path = other / _META
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            folder = meta["key"]["model"].get("path")
+            gone = folder is not None and not Path(folder).is_dir()
+            old = now - meta_path.stat().st_mtime > OLD_CONVERSION_DAYS * 86400
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # not an entry this code wrote whole: left alone
+        if gone or old:
+            size = sum(p.stat().st_size for p in other.rglob("*") if p.is_file())
+            shutil.rmtree(other, ignore_errors=True)
+            if not other.exists():
+                removed, freed = removed + 1, freed + size
+    if removed:
+        log.warning(
+            "removed %d old conversion(s) of this model from %s (%.0f MB)",
+            removed,
+            entry.parent,
+            freed / 1e6,
+        )
+
+
+def _is_entry_of(name: str, stem: str) -> bool:
+    digest = name[len(stem) :]
+    return (
+        name.startswith(stem)
+        and len(digest) == _DIGEST_LENGTH
+        and all(c in "0123456789abcdef" for c in digest)
+    )
 
 
 def _remove_stale_temps(folder: Path) -> None:

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +112,46 @@ def test_int8_activations_that_disagree_fall_back_to_int8_weights(
     assert meta["int8"] == "weights" and 0.99 <= meta["min_cosine_activations"] < 1.01
     cosine = np.sum(fallback.encode(TEXTS) * embedder.encode(TEXTS), axis=1)
     assert cosine.min() >= 0.99, cosine
+
+
+def test_a_new_conversion_removes_the_old_ones_no_install_uses(backend_cache, tmp_path, caplog):
+    """Made beside a conversion: removed, one of the same model and backend converted
+    over 30 days ago and one whose model folder is gone; kept, a recent one whose model
+    is there, another backend's, and whatever is not a whole entry."""
+    (session_entry,) = _entries(backend_cache, "openvino-int8")
+    slug = session_entry.name[: -len("-openvino-int8-") - 16]
+    cache = tmp_path / "cache"
+    month_ago = time.time() - 40 * 86400
+
+    def entry(name: str, model: Path, *, old: bool, whole: bool = True) -> Path:
+        folder = cache / name
+        folder.mkdir(parents=True)
+        (folder / "model.bin").write_bytes(b"\0" * 1000)
+        if whole:
+            meta = folder / "export.json"
+            meta.write_text(json.dumps({"key": {"model": {"path": str(model)}}}))
+            if old:
+                os.utime(meta, (month_ago, month_ago))
+        return folder
+
+    here, gone = tmp_path, tmp_path / "uninstalled"
+    removed = [
+        entry(f"{slug}-openvino-{'0' * 16}", here, old=True),
+        entry(f"{slug}-openvino-{'1' * 16}", gone, old=False),
+    ]
+    kept = [
+        entry(f"{slug}-openvino-{'2' * 16}", here, old=False),
+        entry(f"{slug}-openvino-int8-{'3' * 16}", here, old=True),
+        entry(f"{slug}-openvino-not-an-entry", gone, old=True),
+        entry(f"{slug}-openvino-{'4' * 16}", gone, old=True, whole=False),
+    ]
+    with caplog.at_level(logging.WARNING, logger="index.embeddings"):
+        Embedder(MODEL, "openvino", cache_dir=cache)
+    assert not any(p.exists() for p in removed)
+    assert all(p.exists() for p in kept)
+    (new,) = set(_entries(cache, "openvino")) - set(kept)
+    assert (new / "model.xml").exists()
+    assert any("removed 2 old conversion(s)" in r.getMessage() for r in caplog.records)
 
 
 def test_killed_conversion_leaves_no_entry(backend_cache, tmp_path):
