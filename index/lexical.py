@@ -397,8 +397,10 @@ class LexicalIndex:
     def holding(self, query_tokens: Sequence[str], ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """Which query words each document holds: bool, ``len(ids)`` × ``len(query_tokens)``.
 
-        Read from the documents' stored word lists (the forward index), so it costs
-        the length of those documents, not of the words' posting lists.
+        Each word's posting list is in ascending document order (the build keeps
+        it so), so whether a document is on it is a binary search: a question's
+        few words cost a few searches per document, whatever the length of the
+        documents (whole articles, thousands of words) or of the lists.
         """
         ids = np.asarray(ids, dtype=np.int64)
         out = np.zeros((len(ids), len(query_tokens)), dtype=bool)
@@ -406,22 +408,20 @@ class LexicalIndex:
             return out
         part_of, local = self._locate(ids)
         for p, part in enumerate(self._parts):
-            term_ids = [part.vocab.get(t, -1) for t in query_tokens]
-            wanted = np.unique([t for t in term_ids if t >= 0])
-            rows = np.flatnonzero(part_of == p)
-            if not len(wanted) or not len(rows):
+            rows = np.flatnonzero(part_of == p) if len(self._parts) > 1 else np.arange(len(ids))
+            if not len(rows):
                 continue
             docs = local[rows]
-            starts = np.asarray(part.forward_indptr)[docs]
-            ends = np.asarray(part.forward_indptr)[docs + 1]
-            terms = np.asarray(part.forward_terms)[concat_ranges(starts, ends)]
-            owner = np.repeat(rows, ends - starts)
-            hit = np.isin(terms, wanted)
-            has = np.zeros((len(ids), len(wanted)), dtype=bool)
-            has[owner[hit], np.searchsorted(wanted, terms[hit])] = True
-            for j, term in enumerate(term_ids):
-                if term >= 0:
-                    out[:, j] |= has[:, int(np.searchsorted(wanted, term))]
+            for j, token in enumerate(query_tokens):
+                tid = part.vocab.get(token)
+                if tid is None:
+                    continue
+                lo, hi = int(part.indptr[tid]), int(part.indptr[tid + 1])
+                if hi == lo:
+                    continue
+                posting = part.docs[lo:hi]
+                at = np.minimum(np.searchsorted(posting, docs), len(posting) - 1)
+                out[rows, j] |= np.asarray(posting[at]) == docs
         return out
 
     def _locate(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

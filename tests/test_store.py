@@ -357,6 +357,11 @@ def test_bm25_scores_are_bm25s_own(tmp_path):
                 holding = index.holding(query, ids)
                 for row, doc in enumerate(ids.tolist()):
                     assert holding[row].tolist() == [t in index.tokens_of(doc) for t in query]
+            # every document, in no order, one twice: the postings give what the word lists do
+            everyone = np.concatenate([np.arange(len(texts))[::-1], [0]])
+            holding = index.holding(query, everyone)
+            for row, doc in enumerate(everyone.tolist()):
+                assert holding[row].tolist() == [t in index.tokens_of(doc) for t in query]
     assert ours.document_frequencies() == split.document_frequencies()
 
 
