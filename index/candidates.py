@@ -42,6 +42,9 @@ class Candidates:
     best_bm25: float  # the best passage BM25 score in the whole corpus
     best_article_bm25: float
     sentence_cosines: tuple[np.ndarray, ...]  # per passage: the cosine of each sentence
+    # per passage: the length of the sum of each two neighbouring sentence vectors, so
+    # that two sentences read as one have the cosine (cos_a + cos_b) / length
+    pair_lengths: tuple[np.ndarray, ...]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -62,7 +65,7 @@ def gather(
     n = len(stored.passages)
     if not n:
         empty = np.zeros(0)
-        return Candidates(np.zeros(0, np.int64), empty, empty, empty, 0.0, 0.0, ())
+        return Candidates(np.zeros(0, np.int64), empty, empty, empty, 0.0, 0.0, (), ())
     chosen: set[int] = set()
     _, found = stored.faiss_index.search(query_vector.reshape(1, -1), min(DENSE_CANDIDATES, n))
     chosen.update(int(i) for i in found[0] if i >= 0)
@@ -75,13 +78,14 @@ def gather(
     pool = np.fromiter(sorted(chosen), dtype=np.int64, count=len(chosen))
     if not len(pool):
         empty = np.zeros(0)
-        return Candidates(pool, empty, empty, empty, 0.0, 0.0, ())
+        return Candidates(pool, empty, empty, empty, 0.0, 0.0, (), ())
     dense = dot_rows(stored.passage_vectors[pool], query_vector)
     bm25 = stored.passage_bm25.scores_of(query_tokens, pool)
     # every pooled sentence's cosine in one product, then split per passage
     starts, ends = stored.sentence_starts[pool], stored.sentence_starts[pool + 1]
     rows = concat_ranges(starts, ends)
-    cosines = dot_rows(stored.sentence_vectors[rows], query_vector) if len(rows) else np.zeros(0)
+    block = stored.sentence_vectors[rows] if len(rows) else np.zeros((0, len(query_vector)))
+    cosines = dot_rows(block, query_vector) if len(rows) else np.zeros(0)
     counts = ends - starts
     offsets = np.concatenate([[0], np.cumsum(counts)])
     # each passage's best sentence (its passage cosine when it has no sentence)
@@ -93,6 +97,11 @@ def gather(
     keep = np.argsort(-fused, kind="stable")[:shortlist]
     ids = pool[keep]
     article_of = np.asarray(stored.passages.article_ids[ids], dtype=np.int64)
+    # neighbouring sentences of the shortlisted passages: each pair's summed length
+    kept_rows = concat_ranges(offsets[keep], offsets[keep + 1])
+    kept = block[kept_rows]
+    lengths = np.sqrt(np.maximum(2.0 + 2.0 * np.einsum("ij,ij->i", kept[:-1], kept[1:]), 1e-6))
+    kept_offsets = np.concatenate([[0], np.cumsum(counts[keep])])
     return Candidates(
         ids=ids,
         dense=dense[keep],
@@ -103,6 +112,11 @@ def gather(
         sentence_cosines=tuple(
             cosines[offsets[j] : offsets[j + 1]] if counts[j] else dense[j : j + 1]
             for j in keep.tolist()
+        ),
+        # a passage's pairs run from its first row to the one before its last
+        pair_lengths=tuple(
+            lengths[a : max(a, b - 1)]
+            for a, b in zip(kept_offsets[:-1].tolist(), kept_offsets[1:].tolist(), strict=True)
         ),
     )
 

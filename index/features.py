@@ -58,11 +58,9 @@ import numpy as np
 
 from index.analysis import PassageWords
 from index.arrays import ranks
-from index.backend import PassageStore
 from index.candidates import Candidates
-from index.lexicon import CACHED_PASSAGES, Lexicon
+from index.lexicon import Lexicon
 from index.question import Question
-from index.recent import Recent
 
 BM25_K1 = 1.5  # bm25s's default, used at build
 
@@ -142,7 +140,6 @@ def compute(
     question: Question,
     candidates: Candidates,
     lexicon: Lexicon,
-    pairs: PairCosines,
 ) -> FeatureRows:
     """The feature rows of ``candidates`` for ``question``."""
     n = len(candidates)
@@ -197,7 +194,7 @@ def compute(
             c + share(m | lead) / total for c, m in zip(cos, sentences or [passage], strict=False)
         )
         if len(cos) > 1:
-            pair = pairs.of(i)
+            pair = candidates.pair_lengths[r]
             row[col["sentence_window"]] = float(((cos_array[:-1] + cos_array[1:]) / pair).max())
             row[col["coverage_window"]] = (
                 max(share(a | b) for a, b in itertools.pairwise(sentences)) / total
@@ -262,28 +259,6 @@ def compute(
     matrix[:, col["asks_time"]] = question.kind == "time"
     matrix[:, col["asks_name"]] = question.kind in ("person", "place")
     return FeatureRows(candidates.ids, matrix, tuple(sentence_scores))
-
-
-class PairCosines:
-    """Per passage, the length of the sum of each two neighbouring sentence vectors.
-
-    The cosine of the question with two sentences read as one is
-    ``(cos_a + cos_b) / |a + b|`` for unit vectors ``a`` and ``b``; the norms are
-    worked out the first time a passage is a candidate, and kept while it is recent.
-    """
-
-    def __init__(self, stored: PassageStore) -> None:
-        self._stored = stored
-        self._norms: Recent[int, np.ndarray] = Recent(CACHED_PASSAGES)
-
-    def of(self, i: int) -> np.ndarray:
-        norms = self._norms.get(i)
-        if norms is None:
-            rows = self._stored.sentence_rows(i)
-            block = np.asarray(self._stored.sentence_vectors[rows], np.float32)
-            dots = np.einsum("ij,ij->i", block[:-1], block[1:])
-            norms = self._norms.put(i, np.sqrt(np.maximum(2.0 + 2.0 * dots, 1e-6)))
-        return norms
 
 
 class _QuestionWords:

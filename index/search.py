@@ -22,7 +22,7 @@ from index.answerability import Answerability
 from index.backend import PassageStore
 from index.candidates import gather
 from index.embeddings import Embedder
-from index.features import FEATURES, FeatureRows, PairCosines, compute
+from index.features import FEATURES, FeatureRows, compute
 from index.lexicon import Lexicon
 from index.question import Question, parse_question
 from index.ranker import Ranker
@@ -54,7 +54,6 @@ class Searcher:
         self.ranker = ranker
         self.answerability = answerability
         self.lexicon = Lexicon(stored)
-        self._pairs = PairCosines(stored)
 
     def measure(
         self, question: str, vector: np.ndarray | None = None
@@ -68,7 +67,7 @@ class Searcher:
         if vector is None:
             vector = self.embedder.encode_query(question)
         candidates = gather(self.stored, vector, list(parsed.tokens))
-        return parsed, compute(parsed, candidates, self.lexicon, self._pairs)
+        return parsed, compute(parsed, candidates, self.lexicon)
 
     def search(self, question: str, limit: int = 20) -> list[Hit]:
         """The best ``limit`` passages for ``question``, best first."""
