@@ -117,7 +117,9 @@ class QuoteIndex:
         """Search once at load, so that the first user's question finds the model's
         first run done, the stopword list imported and the vector graph's upper layers
         in memory: at a million passages the first answer after a load took 110 ms
-        without this, later ones 15-25 ms (scale benchmark, README)."""
+        without this, later ones 15-25 ms (scale benchmark, README). The model is run
+        at every question length first (:meth:`Embedder.warm_up`), once per model."""
+        self.embedder.warm_up()
         if len(self.stored.passages):
             words = self.stored.passages[0].text.split()[:8]
             self.searcher.search(" ".join(words) or "news", limit=1)

@@ -60,6 +60,30 @@ def test_int8_vectors_agree_with_torch(int8_embedder, embedder):
     assert int8_embedder.encode_query(TEXTS[1]) @ alone > 0.9999
 
 
+def test_warm_up_runs_the_model_once_at_every_question_length(int8_embedder, monkeypatch):
+    """OpenVINO prepares each input shape when it first meets it: the warm-up meets them
+    all (3 to 64 word pieces) before a user's question does, and only once per model."""
+    from index.embeddings import QUESTION_TOKENS
+
+    before = int8_embedder.encode(TEXTS[:2])
+    runner = int8_embedder._runner
+    lengths: list[int] = []
+    real = runner.encode
+
+    def counted(model, texts, batch_size, progress):
+        lengths.extend(len(model.tokenizer(t)["input_ids"]) for t in texts)
+        return real(model, texts, batch_size, progress)
+
+    monkeypatch.setattr(runner, "encode", counted)
+    monkeypatch.setattr(int8_embedder, "_warmed", 0)
+    int8_embedder.warm_up()
+    assert sorted(lengths) == list(range(3, QUESTION_TOKENS + 1))
+    lengths.clear()
+    int8_embedder.warm_up()  # a reload sharing the model
+    assert lengths == []
+    np.testing.assert_array_equal(int8_embedder.encode(TEXTS[:2]), before)
+
+
 def test_conversion_is_cached_and_reused(int8_embedder, backend_cache, caplog):
     (entry,) = _entries(backend_cache, "openvino-int8")
     meta = json.loads((entry / "export.json").read_text())
