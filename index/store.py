@@ -331,6 +331,10 @@ class StoredIndex:
             threading.Thread(target=self._touch, args=(left,), name="page-in", daemon=True).start()
 
     def _touch(self, arrays: list[np.ndarray]) -> None:
+        # At the lowest CPU priority: on a small machine the first questions after a
+        # load must not queue behind it (Linux sets a thread's own niceness this way).
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         touch_pages(arrays, float("inf"))
 
     @property
