@@ -188,6 +188,11 @@ class Postings:
         lo, hi = int(self.forward_indptr[doc]), int(self.forward_indptr[doc + 1])
         return self.forward_terms[lo:hi], self.forward_tf[lo:hi]
 
+    def term_documents(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        """The documents holding term ``term``, in ascending order, and its count in each."""
+        lo, hi = int(self.indptr[term]), int(self.indptr[term + 1])
+        return self.docs[lo:hi], self.tf[lo:hi]
+
 
 class PostingsWriter:
     """Collects documents' tokens one document at a time, then writes a :class:`Postings`.
@@ -408,7 +413,7 @@ class LexicalIndex:
             return out
         part_of, local = self._locate(ids)
         for p, part in enumerate(self._parts):
-            rows = np.flatnonzero(part_of == p) if len(self._parts) > 1 else np.arange(len(ids))
+            rows = np.flatnonzero(part_of == p)
             if not len(rows):
                 continue
             docs = local[rows]
@@ -416,10 +421,9 @@ class LexicalIndex:
                 tid = part.vocab.get(token)
                 if tid is None:
                     continue
-                lo, hi = int(part.indptr[tid]), int(part.indptr[tid + 1])
-                if hi == lo:
+                posting, _ = part.term_documents(tid)
+                if not len(posting):
                     continue
-                posting = part.docs[lo:hi]
                 at = np.minimum(np.searchsorted(posting, docs), len(posting) - 1)
                 out[rows, j] |= np.asarray(posting[at]) == docs
         return out
@@ -445,9 +449,9 @@ class LexicalIndex:
                 tid = part.vocab.get(token)
                 if tid is None:
                     continue
-                lo, hi = int(part.indptr[tid]), int(part.indptr[tid + 1])
-                docs = np.asarray(part.docs[lo:hi])
-                tf = np.asarray(part.tf[lo:hi], dtype=np.float64)
+                docs, tf = part.term_documents(tid)
+                docs = np.asarray(docs)
+                tf = np.asarray(tf, dtype=np.float64)
                 lengths = np.asarray(part.lengths)[docs]
                 # bm25s: idf (float32) × tf / (k1 (1 - b + b·len/avgdl) + tf), stored as float32
                 gain = weight * (tf / (K1 * ((1 - B) + B * lengths / self._avgdl) + tf))
