@@ -85,7 +85,7 @@ def gather(
     starts, ends = stored.sentence_starts[pool], stored.sentence_starts[pool + 1]
     rows = concat_ranges(starts, ends)
     block = stored.sentence_vectors[rows] if len(rows) else np.zeros((0, len(query_vector)))
-    cosines = dot_rows(block, query_vector) if len(rows) else np.zeros(0)
+    cosines = dot_rows(block, query_vector)
     counts = ends - starts
     offsets = np.concatenate([[0], np.cumsum(counts)])
     # each passage's best sentence (its passage cosine when it has no sentence)
