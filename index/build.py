@@ -70,7 +70,7 @@ from index.store import (
 )
 
 log = logging.getLogger(__name__)
-PASSAGE_SETTINGS_VERSION = 1
+PASSAGE_SETTINGS_VERSION = 2  # 2: sentences run together without a space are cut apart
 # A file whose stat changed less than this before the build read it is hashed next
 # time even if its stat looks the same (file systems with coarse clocks).
 SETTLED_NS = 2_000_000_000

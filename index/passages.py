@@ -11,6 +11,7 @@ and "more context" can reach the paragraphs around it.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,6 +32,12 @@ _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 _BULLET = re.compile(r"^\s*(?:[-*•·▪◦‣]|\d{1,2}[.)])\s+")
 _SENTENCE_END = re.compile(r"[.!?…:;\"”’)\]]\s*$")
 FRAGMENT_CHARS = 60  # a line shorter than this without closing punctuation is a fragment
+# Two sentences run together without a space ("…the regime.The group…"), as text
+# copied out of web pages often has them where a paragraph or line break was:
+# a full stop after two lower-case letters or digits, a capital, then a lower-case
+# letter. Abbreviations ("U.S.", "Mr.", "e.g.") do not have two lower-case letters
+# before their stop.
+_JOINED = re.compile(r"(?<=[a-z0-9]{2}[.!?])[\"”’)\]]?(?=[A-Z][a-z])")
 
 
 @dataclass(frozen=True)
@@ -143,12 +150,19 @@ def sentence_spans(text: str) -> list[Span]:
         while end > start and text[end - 1].isspace():
             end -= 1
         if end > start:
-            spans.append((start, end))
+            spans.extend(_unjoined(text, start, end))
     if not spans and text.strip():
         stripped = text.strip()
         begin = text.index(stripped)
         spans = [(begin, begin + len(stripped))]
     return spans
+
+
+def _unjoined(text: str, start: int, end: int) -> list[Span]:
+    """The span ``start:end`` cut where two sentences run together without a space."""
+    cuts = [m.end() for m in _JOINED.finditer(text, start, end) if start < m.end() < end]
+    bounds = [start, *cuts, end]
+    return list(itertools.pairwise(bounds))
 
 
 def _pysbd_spans(text: str) -> list[Span]:

@@ -62,6 +62,29 @@ def test_sentence_spans_cover_each_sentence():
     ]
 
 
+def test_sentences_run_together_without_a_space_are_cut_apart():
+    """Text copied from web pages joins sentences where a line break was; abbreviations stay."""
+    text = (
+        'Prisoners criticised the regime.The group said: "It must end."Then it ended. '
+        "The U.S.Army met Mr.Smith at 5 p.m. on Monday, e.g.Today, in 2019.Nothing more."
+    )
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        "Prisoners criticised the regime.",
+        'The group said: "It must end."',
+        "Then it ended.",
+        "The U.S.Army met Mr.Smith at 5 p.m. on Monday, e.g.Today, in 2019.",
+        "Nothing more.",
+    ]
+
+
+def test_a_seed_paragraph_with_joined_sentences_quotes_them_apart():
+    body = read_article(CORPUS / "ncri-political-prisoners-statement.md").body
+    passages = split_article(body, 0, lambda t: len(t.split()), 256)
+    sentences = [s for p in passages for s in p.sentence_texts()]
+    assert any(s.endswith("in the regime.") for s in sentences)
+    assert not any("regime.The" in s for s in sentences)
+
+
 def test_article_without_title_shows_its_opening_words():
     article = read_article(CORPUS / "iran-focus-2016-12-20.md")
     assert article.publisher == "Iran Focus"
