@@ -72,6 +72,8 @@ class PassageStore(Protocol):
     # The build's record of what the features need of the passage's text
     # (index/analysis.py); None makes answering work it out from the text.
     def passage_analysis(self, passage: int) -> bytes | None: ...
+    # Its long sentences' windows and their vectors (index/windows.py); None: none.
+    def passage_windows(self, passage: int) -> bytes | None: ...
 
 
 def _embedded(index_dir: Path) -> PassageStore:

@@ -68,6 +68,7 @@ from index.store import (
     read_manifest,
     verify_build,
 )
+from index.windows import WINDOWS, sentence_windows, windows_record
 
 log = logging.getLogger(__name__)
 PASSAGE_SETTINGS_VERSION = 2  # 2: sentences run together without a space are cut apart
@@ -123,7 +124,11 @@ class _New:
 
 
 def passage_settings(embedder: Embedder) -> dict[str, object]:
-    return {"version": PASSAGE_SETTINGS_VERSION, "window_tokens": embedder.window}
+    return {
+        "version": PASSAGE_SETTINGS_VERSION,
+        "window_tokens": embedder.window,
+        "sentence_windows": WINDOWS,
+    }
 
 
 def build_index(
@@ -236,6 +241,8 @@ def is_up_to_date(corpus_dir: Path, index_dir: Path, model: str) -> bool:
         return False
     if manifest.passage_settings.get("version") != PASSAGE_SETTINGS_VERSION:
         return False
+    if manifest.passage_settings.get("sentence_windows") != WINDOWS:
+        return False  # its long sentences are read in other windows, or not at all
     if manifest.tokenizer != TOKENIZER:
         return False  # the lexical indexes hold words split another way
     if manifest.analysis != ANALYSIS:
@@ -658,10 +665,18 @@ def _add_new(
             split_bar.update(len(chunk))
             articles = [e.article for _, e in chunk]
             vectors = _embed_chunk(articles, splits, embedder, embed_bar, recent)
-            for (i, entry), split, (pv, sv) in zip(chunk, splits, vectors, strict=True):
+            for (i, entry), split, (pv, sv, windows) in zip(chunk, splits, vectors, strict=True):
                 spans, words, article_words, analyses = split
                 local[i] = segment.add(
-                    entry.article, entry.article.line, spans, words, article_words, pv, sv, analyses
+                    entry.article,
+                    entry.article.line,
+                    spans,
+                    words,
+                    article_words,
+                    pv,
+                    sv,
+                    analyses,
+                    windows,
                 )
             for _, entry in chunk:
                 entry.article = _released(entry.article)
@@ -700,14 +715,25 @@ def _embed_chunk(
     embedder: Embedder,
     bar: tqdm,
     recent: _RecentVectors,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Passage and sentence vectors of each article, every distinct text embedded once."""
-    per_article: list[tuple[list[str], list[str]]] = []
+) -> list[tuple[np.ndarray, np.ndarray, list[bytes]]]:
+    """Passage and sentence vectors of each article, and each passage's record of its
+    long sentences' windows (``index/windows.py``); every distinct text embedded once."""
+    per_article: list[tuple[list[str], list[str], list[tuple[list[int], list[str]]]]] = []
     for article, (spans, *_) in zip(articles, splits, strict=True):
         texts = [article.body[p.start : p.end] for p in spans]
         sentences = [t[a:b] for t, p in zip(texts, spans, strict=True) for a, b in p.sentences]
-        per_article.append((texts, sentences))
-    unique = list(dict.fromkeys(t for texts, sents in per_article for t in (*texts, *sents)))
+        windows = []
+        for text, p in zip(texts, spans, strict=True):
+            found = sentence_windows(text, p.sentences)
+            windows.append(([j for j, _, _ in found], [text[a:b] for _, a, b in found]))
+        per_article.append((texts, sentences, windows))
+    unique = list(
+        dict.fromkeys(
+            t
+            for texts, sents, windows in per_article
+            for t in (*texts, *sents, *(w for _, ws in windows for w in ws))
+        )
+    )
     vectors = np.zeros((len(unique), embedder.dimension), dtype=np.float32)
     missing: list[int] = []
     for i, text in enumerate(unique):
@@ -729,11 +755,15 @@ def _embed_chunk(
         recent.put(unique[i], vectors[i].copy())
     row = {text: i for i, text in enumerate(unique)}
     dim = embedder.dimension
-    out: list[tuple[np.ndarray, np.ndarray]] = []
-    for texts, sents in per_article:
+    out: list[tuple[np.ndarray, np.ndarray, list[bytes]]] = []
+    for texts, sents, windows in per_article:
         pv = vectors[[row[t] for t in texts]] if texts else np.zeros((0, dim), np.float32)
         sv = vectors[[row[t] for t in sents]] if sents else np.zeros((0, dim), np.float32)
-        out.append((pv, sv))
+        records = [
+            windows_record(owners, vectors[[row[t] for t in ws]]) if ws else b""
+            for owners, ws in windows
+        ]
+        out.append((pv, sv, records))
     return out
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from index.arrays import concat_ranges, dot_rows, ranks
 from index.backend import PassageStore
+from index.windows import read_windows, sharpened
 
 DENSE_CANDIDATES = 40
 LEXICAL_CANDIDATES = 40
@@ -109,9 +110,11 @@ def gather(
         article_bm25=stored.article_bm25.scores_of(query_tokens, article_of),
         best_bm25=float(top_scores[0]) if len(top_scores) else 0.0,
         best_article_bm25=float(article_scores[0]) if len(article_scores) else 0.0,
-        sentence_cosines=tuple(
-            cosines[offsets[j] : offsets[j + 1]] if counts[j] else dense[j : j + 1]
-            for j in keep.tolist()
+        sentence_cosines=_sharpened_cosines(
+            stored,
+            ids,
+            [cosines[offsets[j] : offsets[j + 1]] if counts[j] else dense[j : j + 1] for j in keep],
+            query_vector,
         ),
         # a passage's pairs run from its first row to the one before its last
         pair_lengths=tuple(
@@ -119,6 +122,26 @@ def gather(
             for a, b in zip(kept_offsets[:-1].tolist(), kept_offsets[1:].tolist(), strict=True)
         ),
     )
+
+
+def _sharpened_cosines(
+    stored: PassageStore, ids: np.ndarray, cosines: list[np.ndarray], query: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """The shortlisted passages' sentence cosines, a long sentence's raised towards its
+    best window's (``index/windows.py``): every window of the shortlist in one product."""
+    found = [read_windows(stored.passage_windows(i)) for i in ids.tolist()]
+    sizes = [len(owners) for owners, _, _ in found]
+    if not sum(sizes):
+        return tuple(cosines)
+    codes = np.concatenate([c for _, _, c in found if len(c)])
+    scales = np.concatenate([s for _, s, _ in found if len(s)])
+    window_cosines = (codes @ query.astype(np.float32)) * scales
+    out = []
+    at = 0
+    for (owners, _, _), size, cos in zip(found, sizes, cosines, strict=True):
+        out.append(sharpened(cos, owners, window_cosines[at : at + size]) if size else cos)
+        at += size
+    return tuple(out)
 
 
 def _reciprocal_ranks(scores: np.ndarray) -> np.ndarray:

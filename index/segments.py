@@ -20,6 +20,9 @@ A segment is a folder::
     passage-analysis.bin    per passage, what the ranking features need of its text
                             (``index/analysis.py``), one record after the other
     passage-analysis.npy    per passage: byte offsets of its record (start, end)
+    sentence-windows.bin    per passage, its long sentences' windows and their vectors
+                            (``index/windows.py``), one record after the other
+    sentence-windows.npy    per passage: byte offsets of its record (start, end)
     passage-words/          BM25 postings of passages (``index/lexical.py``)
     article-words/          BM25 postings of whole articles (title and body)
     dense/                  the dense backend's own files (``index/dense.py``), if any
@@ -44,6 +47,7 @@ from index.analysis import ANALYSIS, analysis_record
 from index.arrays import NpyAppender, mapped, prefetch
 from index.corpus import Article
 from index.lexical import Postings, PostingsWriter, Words, count_words, tokenize
+from index.windows import WINDOWS
 
 SEGMENT_META = "segment.json"
 SEGMENT_FORMAT = 1
@@ -104,6 +108,9 @@ class SegmentWriter:
         self._analysis = open(directory / "passage-analysis.bin", "wb")  # noqa: SIM115
         self._analysis_size = 0
         self._analysis_offsets = NpyAppender(directory / "passage-analysis.npy", np.int64, (2,))
+        self._windows = open(directory / "sentence-windows.bin", "wb")  # noqa: SIM115
+        self._windows_size = 0
+        self._window_offsets = NpyAppender(directory / "sentence-windows.npy", np.int64, (2,))
         self.passage_words = PostingsWriter()
         self.article_words = PostingsWriter()
         self.articles = 0
@@ -116,6 +123,7 @@ class SegmentWriter:
             "passage_vectors": [],
             "sentence_vectors": [],
             "analysis_offsets": [],
+            "window_offsets": [],
         }
         self._pending_rows = 0
 
@@ -129,10 +137,12 @@ class SegmentWriter:
         passage_vectors: np.ndarray,
         sentence_vectors: np.ndarray,
         analyses: Sequence[bytes],
+        windows: Sequence[bytes],
     ) -> int:
         """Add one article with its passages; returns its number in the segment.
 
-        ``analyses``: each passage's record of :class:`~index.analysis.PassageWords`.
+        ``analyses``: each passage's record of :class:`~index.analysis.PassageWords`;
+        ``windows``: each passage's record of its sentence windows (``index/windows.py``).
         """
         fields = [
             article.body,
@@ -173,8 +183,11 @@ class SegmentWriter:
                 f"{article.path}: {len(passages)} passages and {len(sentence_rows)} sentences, "
                 f"{len(passage_vectors)} and {len(sentence_vectors)} vectors"
             )
-        if len(analyses) != len(passages):
-            raise ValueError(f"{article.path}: {len(passages)} passages, {len(analyses)} analyses")
+        if len(analyses) != len(passages) or len(windows) != len(passages):
+            raise ValueError(
+                f"{article.path}: {len(passages)} passages, {len(analyses)} analyses, "
+                f"{len(windows)} window records"
+            )
         nulls = sum(bit for name, bit in _OPTIONAL.items() if getattr(article, name) is None)
         self._pending["articles"].append(
             (offsets, nulls, self.passages, len(passages), line, article.content_hash.encode())
@@ -194,6 +207,11 @@ class SegmentWriter:
             self._pending["analysis_offsets"].append((self._analysis_size, end))
             self._analysis_size = end
         self._analysis.write(b"".join(analyses))
+        for record in windows:
+            end = self._windows_size + len(record)
+            self._pending["window_offsets"].append((self._windows_size, end))
+            self._windows_size = end
+        self._windows.write(b"".join(windows))
         self.passages += len(passages)
         self.sentences += len(sentence_rows)
         self._pending_rows += len(passages) + 1
@@ -247,6 +265,7 @@ class SegmentWriter:
             np.asarray(source.passage_vectors[first : first + count]),
             np.asarray(source.sentence_vectors[s_from:s_to]),
             analyses,
+            [source.passage_windows(first + i) or b"" for i in range(count)],
         )
 
     def _flush(self) -> None:
@@ -262,6 +281,8 @@ class SegmentWriter:
             self._sentences.append(np.array(pending["sentences"], dtype=np.int32))
         if pending["analysis_offsets"]:
             self._analysis_offsets.append(np.array(pending["analysis_offsets"], dtype=np.int64))
+        if pending["window_offsets"]:
+            self._window_offsets.append(np.array(pending["window_offsets"], dtype=np.int64))
         for name, appender in (
             ("passage_vectors", self._passage_vectors),
             ("sentence_vectors", self._sentence_vectors),
@@ -300,6 +321,7 @@ class SegmentWriter:
             "dimension": self.dimension,
             "sentence_vectors": np.dtype(SENTENCE_VECTOR_DTYPE).name,
             "analysis": ANALYSIS,
+            "windows": WINDOWS,
             "dense": {"backend": name, **settings},
         }
         (self.directory / SEGMENT_META).write_text(json.dumps(meta), encoding="utf-8")
@@ -309,8 +331,10 @@ class SegmentWriter:
         """Close what is open (an abandoned folder is removed by whoever made it)."""
         self._blob.close()
         self._analysis.close()
+        self._windows.close()
         for appender in (
             self._analysis_offsets,
+            self._window_offsets,
             self._articles,
             self._passages,
             self._sentences,
@@ -348,6 +372,11 @@ class Segment:
         if self.meta.get("analysis") == ANALYSIS:  # else worked out when met (an older build)
             self.analysis_offsets = mapped(directory / "passage-analysis.npy")
             self._analysis = _map_bytes(directory / "passage-analysis.bin")
+        self.window_offsets: np.ndarray | None = None
+        self._windows: mmap.mmap | bytes = b""
+        if self.meta.get("windows") == WINDOWS:  # else none: sentences read whole (an older build)
+            self.window_offsets = mapped(directory / "sentence-windows.npy")
+            self._windows = _map_bytes(directory / "sentence-windows.bin")
         prefetch(directory / "articles.bin")
         self._blob = _map_bytes(directory / "articles.bin")
         counts = (
@@ -372,6 +401,9 @@ class Segment:
         if self.analysis_offsets is not None:
             counts += (len(self.analysis_offsets),)
             expected += (m["passages"],)
+        if self.window_offsets is not None:
+            counts += (len(self.window_offsets),)
+            expected += (m["passages"],)
         if counts != expected:
             raise ValueError(
                 f"segment {directory.name} holds {counts} rows, its segment.json says {expected}"
@@ -390,6 +422,11 @@ class Segment:
             if self.analysis_offsets is not None and len(self._analysis)
             else []
         )
+        windows = (
+            [self.window_offsets, np.frombuffer(self._windows, dtype=np.uint8)]
+            if self.window_offsets is not None and len(self._windows)
+            else []
+        )
         return [
             *self.dense.mapped_arrays(),
             self.passage_vectors,
@@ -398,6 +435,7 @@ class Segment:
             self.articles,
             *words,
             *analysis,
+            *windows,
             self.sentence_vectors,
             *blob,
         ]
@@ -445,6 +483,13 @@ class Segment:
             return None
         start, end = self.analysis_offsets[local].tolist()
         return bytes(self._analysis[start:end])
+
+    def passage_windows(self, local: int) -> bytes | None:
+        """Passage ``local``'s sentence windows record, None when the build stored none."""
+        if self.window_offsets is None:
+            return None
+        start, end = self.window_offsets[local].tolist()
+        return bytes(self._windows[start:end])
 
     def passage_words_of(self, local: int) -> Words:
         terms, counts = self.passage_words.document_terms(local)

@@ -407,6 +407,12 @@ class StoredIndex:
         segment, local = self._locate_passage(i)
         return segment.passage_analysis(local)
 
+    def passage_windows(self, i: int) -> bytes | None:
+        """Passage ``i``'s long sentences in windows, as the build stored them
+        (``index/windows.py``), or None (an older build)."""
+        segment, local = self._locate_passage(i)
+        return segment.passage_windows(local)
+
     def article(self, a: int, body: bool = True) -> Article:
         """Article ``a`` (``body`` False: without its body, for its title or source)."""
         if body:

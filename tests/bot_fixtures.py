@@ -35,6 +35,9 @@ START_TIMEOUT = 20.0
 BOT_USERNAME = "quote_test_bot"
 VOTES_QUESTION = "how many votes did the 63rd resolution get?"
 VOTES_TEXT = "Adopted with 85 votes in favor"
+# A question three passages answer (the 1988 massacre's toll, as three articles give
+# it), for what pages through quotes: the flagship gets one quote.
+MANY_QUESTION = "How many political prisoners were killed in the 1988 massacre?"
 OFF_TOPIC = "Who painted the Mona Lisa?"
 
 

@@ -17,6 +17,7 @@ from index import QuoteIndex
 from index.build import build_index
 from index.embeddings import Embedder
 from tests.bot_fixtures import (
+    MANY_QUESTION,
     REPLY_TIMEOUT,
     VOTES_QUESTION,
     VOTES_TEXT,
@@ -138,7 +139,7 @@ async def test_reload_while_questions_flow(seed_index_dir, embedder, tmp_path):
     ):
         before = await ask(server, TULIP_QUESTION)
         assert "I found no passage" in visible(before)
-        paged = await ask(server, VOTES_QUESTION)
+        paged = await ask(server, MANY_QUESTION)
         more = next(d for d in callback_datas(paged) if d.startswith("more:"))
 
         # An editor adds an article and rebuilds the index while the bot runs.

@@ -16,6 +16,7 @@ import pytest
 from bot.formatting import APOLOGY, EXPIRED_BUTTON, NOT_ALLOWED, PASSAGE_GONE
 from tests.bot_fixtures import (
     BOT_USERNAME,
+    MANY_QUESTION,
     OFF_TOPIC,
     REPLY_TIMEOUT,
     VOTES_QUESTION,
@@ -154,7 +155,7 @@ async def test_context_button_shows_surrounding_paragraphs(server, quote_index):
 
 async def test_more_button_pages_through_quotes(server, quote_index):
     async with running_bot(server, quote_index, top_k=1):
-        first = await ask(server, VOTES_QUESTION)
+        first = await ask(server, MANY_QUESTION)
         assert visible(first).count("[1]") >= 1
         more = [d for d in callback_datas(first) if d.startswith("more:")]
         assert more, "a one-quote page of a three-quote answer offers More"
@@ -188,7 +189,7 @@ async def test_more_button_pages_through_quotes(server, quote_index):
 
 async def test_stale_and_unknown_buttons_answer_sensibly(server, quote_index):
     async with running_bot(server, quote_index, top_k=1):
-        reply = await ask(server, VOTES_QUESTION)
+        reply = await ask(server, MANY_QUESTION)
         more = next(d for d in callback_datas(reply) if d.startswith("more:"))
 
     # A restart forgets the question tokens: the old More button says it expired.

@@ -47,7 +47,14 @@ from bot.service import QuoteService
 from bot.settings import BotSettings, settings_table
 from bot.terminal import TerminalChat, run_chat
 from index import Quote, QuoteIndex, Source
-from tests.bot_fixtures import VOTES_QUESTION, VOTES_TEXT, clean_env, copy_index, free_port
+from tests.bot_fixtures import (
+    MANY_QUESTION,
+    VOTES_QUESTION,
+    VOTES_TEXT,
+    clean_env,
+    copy_index,
+    free_port,
+)
 from tests.fake_telegram import FakeTelegramThread, parse_html
 
 SOURCE = Source("Votes & <Vetoes>", "The Daily > Post", "2024-05-01", None, "a.md")
@@ -317,7 +324,8 @@ def test_terminal_chat_commands_and_quit(quote_index):
     code = run_chat(
         quote_index,
         io.StringIO(
-            f"/more\n/context 1\n{VOTES_QUESTION}\n/context 9\n/context 1\n/about\n"
+            f"/more\n/context 1\n{VOTES_QUESTION}\n{MANY_QUESTION}\n/context 9\n/context 1\n"
+            "/about\n"
             "/nope\nquit\nnever read\n"
         ),
         out,

@@ -23,6 +23,7 @@ from index.build import _New, _Old, _plan_segments, build_index, is_up_to_date
 from index.corpus import Article, CorpusReader, KnownFile, Unchanged, file_stat
 from index.lexical import LexicalIndex, Postings, PostingsWriter, tokenize
 from index.store import IndexDamaged, load_index
+from index.windows import read_windows
 from tests.conftest import CORPUS, MODEL, ROOT, SHARED, needs_shared, write_article
 
 SQUAD = SHARED / "eval" / "squad-dev16"
@@ -209,6 +210,18 @@ def test_removed_and_changed_articles_leave_the_index_and_scores_match_a_fresh_b
         np.asarray(stored.passage_vectors[:]) * np.asarray(fresh.passage_vectors[:]), axis=1
     )
     assert cosines.min() > 0.9999, cosines.min()
+    # the long sentences' windows came along with the articles copied from the old build
+    for i in range(len(stored.passages)):
+        kept, fresh_windows = (
+            read_windows(stored.passage_windows(i)),
+            read_windows(fresh.passage_windows(i)),
+        )
+        assert kept[0].tolist() == fresh_windows[0].tolist()
+        assert np.allclose(kept[2], fresh_windows[2], atol=2)
+    assert (
+        sum(len(read_windows(stored.passage_windows(i))[0]) for i in range(len(stored.passages)))
+        > 50
+    )
 
 
 KILL_SCRIPT = textwrap.dedent(
