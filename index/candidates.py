@@ -16,6 +16,7 @@ and in all 24 seed questions; the ranker then reads 30 passages, not 150.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,19 +130,17 @@ def _sharpened_cosines(
 ) -> tuple[np.ndarray, ...]:
     """The shortlisted passages' sentence cosines, a long sentence's raised towards its
     best window's (``index/windows.py``): every window of the shortlist in one product."""
-    found = [read_windows(stored.passage_windows(i)) for i in ids.tolist()]
-    sizes = [len(owners) for owners, _, _ in found]
-    if not sum(sizes):
+    records = [stored.passage_windows(i) for i in ids.tolist()]
+    sizes, local, scales, codes = read_windows(records, len(query))
+    if not len(local):
         return tuple(cosines)
-    codes = np.concatenate([c for _, _, c in found if len(c)])
-    scales = np.concatenate([s for _, s, _ in found if len(s)])
+    lengths = np.fromiter((len(c) for c in cosines), dtype=np.int64, count=len(cosines))
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    # a window of a sentence its passage does not have (a damaged record) is dropped
+    owners = np.where(local < np.repeat(lengths, sizes), local + np.repeat(starts[:-1], sizes), -1)
     window_cosines = (codes @ query.astype(np.float32)) * scales
-    out = []
-    at = 0
-    for (owners, _, _), size, cos in zip(found, sizes, cosines, strict=True):
-        out.append(sharpened(cos, owners, window_cosines[at : at + size]) if size else cos)
-        at += size
-    return tuple(out)
+    flat = sharpened(np.concatenate(cosines), owners, window_cosines)
+    return tuple(flat[a:b] for a, b in itertools.pairwise(starts.tolist()))
 
 
 def _reciprocal_ranks(scores: np.ndarray) -> np.ndarray:

@@ -11,25 +11,24 @@ the mean of its own and its best window's (:func:`sharpened`). The best window
 alone in its place ranked worse (README, "What it scores").
 
 Windows are only read for the shortlisted passages, so they are stored per
-passage, one record each (:func:`windows_record`): which sentence each window
-belongs to, and its vector in int8 with one scale per window (half the bytes
-of float16; the cosine moves by some 0.003).
+passage, one record each (:func:`windows_record`), a fixed-size row per window:
+which sentence it belongs to, and its vector in int8 with one scale (half the
+bytes of float16; the cosine moves by some 0.003). The shortlist's records are
+read as one array (:func:`read_windows`).
 """
 
 from __future__ import annotations
 
 import re
-import struct
 
 import numpy as np
 
 WINDOW_WORDS = 12
 WINDOW_STEP = 6
 LONG_SENTENCE = WINDOW_WORDS + WINDOW_STEP  # words; a shorter sentence is read whole
-WINDOWS = f"sentence-windows-v1-{WINDOW_WORDS}w{WINDOW_STEP}-int8"
+WINDOWS = f"sentence-windows-v2-{WINDOW_WORDS}w{WINDOW_STEP}-int8"
 
 _WORD = re.compile(r"\S+")
-_HEADER = struct.Struct("<II")  # windows, dimension
 
 
 def sentence_windows(
@@ -47,37 +46,38 @@ def sentence_windows(
     return out
 
 
+def _row(dimension: int) -> np.dtype:
+    """One window as stored: its sentence's number in the passage, its scale, its codes."""
+    return np.dtype([("owner", "<u2"), ("scale", "<f4"), ("codes", "i1", (dimension,))])
+
+
 def windows_record(owners: list[int], vectors: np.ndarray) -> bytes:
-    """The stored record of one passage's windows: owners, scales, int8 codes."""
-    k = len(owners)
-    if not k:
+    """The stored record of one passage's windows: one fixed-size row per window."""
+    if not len(owners):
         return b""
     vectors = np.asarray(vectors, dtype=np.float32)
     scales = np.abs(vectors).max(axis=1) / 127.0
     scales[scales == 0] = 1.0
-    codes = np.rint(vectors / scales[:, None]).astype(np.int8)
-    return b"".join(
-        (
-            _HEADER.pack(k, vectors.shape[1]),
-            np.asarray(owners, dtype=np.uint16).tobytes(),
-            scales.astype(np.float32).tobytes(),
-            codes.tobytes(),
-        )
+    rows = np.zeros(len(owners), dtype=_row(vectors.shape[1]))
+    rows["owner"] = owners
+    rows["scale"] = scales
+    rows["codes"] = np.rint(vectors / scales[:, None])
+    return rows.tobytes()
+
+
+def read_windows(
+    records: list[bytes | None], dimension: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(sizes, owners, scales, codes)`` of several passages' records read as one:
+    how many windows each passage has, then every window's row, passage after passage."""
+    row = _row(dimension)
+    sizes = np.fromiter((len(r or b"") // row.itemsize for r in records), np.int64, len(records))
+    whole = (sizes * row.itemsize).tolist()
+    joined = b"".join(
+        r if len(r) == n else r[:n] for r, n in zip(records, whole, strict=True) if r and n
     )
-
-
-def read_windows(record: bytes | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(owners, scales, codes)`` of a record; empty arrays for none."""
-    if not record:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros((0, 0), np.int8)
-    k, dim = _HEADER.unpack_from(record)
-    at = _HEADER.size
-    owners = np.frombuffer(record, np.uint16, k, at).astype(np.int64)
-    at += 2 * k
-    scales = np.frombuffer(record, np.float32, k, at)
-    at += 4 * k
-    codes = np.frombuffer(record, np.int8, k * dim, at).reshape(k, dim)
-    return owners, scales, codes
+    rows = np.frombuffer(joined, dtype=row)
+    return sizes, rows["owner"].astype(np.int64), rows["scale"], rows["codes"]
 
 
 def sharpened(cosines: np.ndarray, owners: np.ndarray, window_cosines: np.ndarray) -> np.ndarray:
@@ -85,7 +85,7 @@ def sharpened(cosines: np.ndarray, owners: np.ndarray, window_cosines: np.ndarra
     if not len(owners):
         return cosines
     best = np.full(len(cosines), -np.inf)
-    keep = owners < len(cosines)
+    keep = (owners >= 0) & (owners < len(cosines))
     np.maximum.at(best, owners[keep], window_cosines[keep])
     out = np.asarray(cosines, dtype=np.float64).copy()
     has = np.isfinite(best)

@@ -43,10 +43,12 @@ def test_a_window_record_keeps_each_cosine_to_a_few_thousandths():
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     query = vectors[3] * 0.6 + rng.normal(size=384).astype(np.float32) * 0.05
     query /= np.linalg.norm(query)
-    owners, scales, codes = read_windows(windows_record([0, 0, 1, 1, 1, 2, 2, 4, 4], vectors))
-    assert owners.tolist() == [0, 0, 1, 1, 1, 2, 2, 4, 4]
-    assert np.abs((codes @ query) * scales - vectors @ query).max() < 0.005
-    assert [len(a) for a in read_windows(b"")] == [0, 0, 0]
+    record = windows_record([0, 0, 1, 1, 1, 2, 2, 4, 4], vectors)
+    sizes, owners, scales, codes = read_windows([record, None, b"", record[:-5]], 384)
+    assert sizes.tolist() == [9, 0, 0, 8]  # a cut record keeps its whole rows
+    assert owners.tolist() == [0, 0, 1, 1, 1, 2, 2, 4, 4, 0, 0, 1, 1, 1, 2, 2, 4]
+    assert np.abs((codes[:9] @ query) * scales[:9] - vectors @ query).max() < 0.005
+    assert [len(a) for a in read_windows([None], 384)] == [1, 0, 0, 0]
     assert windows_record([], np.zeros((0, 384))) == b""
 
 
@@ -69,7 +71,7 @@ def test_the_build_stores_the_windows_vectors_and_the_shortlist_reads_them(
     )
     passage = stored.passages[flagship]
     spans = sentence_windows(passage.text, passage.sentences)
-    owners, scales, codes = read_windows(stored.passage_windows(flagship))
+    _, owners, scales, codes = read_windows([stored.passage_windows(flagship)], 384)
     assert owners.tolist() == [j for j, _, _ in spans] and len(spans) >= 5
     texts = [passage.text[a:b] for _, a, b in spans]
     assert texts[0].startswith("Adopted with 85 votes in favor, this resolution")
