@@ -64,7 +64,7 @@ def compose_answer(
         return Answer(question, False, ())
     best, best_coverage = hits[0].probability, hits[0].signals["coverage"]
     groups: list[list[Hit]] = []
-    texts = _Texts(stored)
+    texts = _Texts(stored, [hit.passage for hit in hits])
     for hit in hits:
         if not every_hit and (
             hit.probability < min_probability
@@ -121,11 +121,18 @@ def normalized(text: str) -> str:
 
 
 class _Texts:
-    """Each passage's text normalized, its figures and its words, worked out once per answer."""
+    """Each passage's text normalized, its figures and its words, worked out once per answer,
+    and the hits' passage vectors, read in one call (a row at a time costs 18 µs)."""
 
-    def __init__(self, stored: StoredIndex) -> None:
+    def __init__(self, stored: StoredIndex, passages: list[int]) -> None:
         self.stored = stored
         self._seen: dict[int, tuple[str, set[str], set[str]]] = {}
+        rows = np.asarray(stored.passage_vectors[np.asarray(passages, dtype=np.int64)])
+        self.vectors = dict(zip(passages, rows, strict=True))
+
+    def vector(self, i: int) -> np.ndarray:
+        found = self.vectors.get(i)
+        return found if found is not None else np.asarray(self.stored.passage_vectors[i])
 
     def of(self, i: int) -> tuple[str, set[str], set[str]]:
         known = self._seen.get(i)
@@ -145,8 +152,7 @@ def _near_duplicate(texts: _Texts, a: int, b: int) -> bool:
     """
     if a == b:
         return True
-    vectors = texts.stored.passage_vectors
-    if float(np.dot(vectors[a], vectors[b])) < NEAR_DUPLICATE_COSINE:
+    if float(np.dot(texts.vector(a), texts.vector(b))) < NEAR_DUPLICATE_COSINE:
         return False
     flat_a, numbers_a, words_a = texts.of(a)
     flat_b, numbers_b, words_b = texts.of(b)
