@@ -4,6 +4,7 @@ The way a question takes, one module each::
 
     question.py      the question parsed once: words, weights, numbers, kind
     candidates.py    dense neighbours + BM25 passages + best articles' passages → shortlist
+    windows.py       a long sentence's 12-word windows: its cosine raised towards the best
     features.py      one row of measurements per shortlisted passage
     ranker.py        the learned ranker orders them
     answerability.py the learned probability that a hit answers; "not found" below its line
