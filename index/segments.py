@@ -105,12 +105,8 @@ class SegmentWriter:
         self._sentence_vectors = NpyAppender(
             directory / "sentence-vectors.npy", SENTENCE_VECTOR_DTYPE, (dimension,)
         )
-        self._analysis = open(directory / "passage-analysis.bin", "wb")  # noqa: SIM115
-        self._analysis_size = 0
-        self._analysis_offsets = NpyAppender(directory / "passage-analysis.npy", np.int64, (2,))
-        self._windows = open(directory / "sentence-windows.bin", "wb")  # noqa: SIM115
-        self._windows_size = 0
-        self._window_offsets = NpyAppender(directory / "sentence-windows.npy", np.int64, (2,))
+        self._analyses = _RecordsWriter(directory / "passage-analysis")
+        self._windows = _RecordsWriter(directory / "sentence-windows")
         self.passage_words = PostingsWriter()
         self.article_words = PostingsWriter()
         self.articles = 0
@@ -122,8 +118,6 @@ class SegmentWriter:
             "sentences": [],
             "passage_vectors": [],
             "sentence_vectors": [],
-            "analysis_offsets": [],
-            "window_offsets": [],
         }
         self._pending_rows = 0
 
@@ -202,16 +196,8 @@ class SegmentWriter:
         )
         self._blob.write(b"".join(encoded))
         self._blob_size = offsets[-1]
-        for record in analyses:
-            end = self._analysis_size + len(record)
-            self._pending["analysis_offsets"].append((self._analysis_size, end))
-            self._analysis_size = end
-        self._analysis.write(b"".join(analyses))
-        for record in windows:
-            end = self._windows_size + len(record)
-            self._pending["window_offsets"].append((self._windows_size, end))
-            self._windows_size = end
-        self._windows.write(b"".join(windows))
+        self._analyses.add(analyses)
+        self._windows.add(windows)
         self.passages += len(passages)
         self.sentences += len(sentence_rows)
         self._pending_rows += len(passages) + 1
@@ -279,10 +265,8 @@ class SegmentWriter:
             self._passages.append(np.array(pending["passages"], dtype=PASSAGE_DTYPE))
         if pending["sentences"]:
             self._sentences.append(np.array(pending["sentences"], dtype=np.int32))
-        if pending["analysis_offsets"]:
-            self._analysis_offsets.append(np.array(pending["analysis_offsets"], dtype=np.int64))
-        if pending["window_offsets"]:
-            self._window_offsets.append(np.array(pending["window_offsets"], dtype=np.int64))
+        self._analyses.flush()
+        self._windows.flush()
         for name, appender in (
             ("passage_vectors", self._passage_vectors),
             ("sentence_vectors", self._sentence_vectors),
@@ -330,11 +314,9 @@ class SegmentWriter:
     def abandon(self) -> None:
         """Close what is open (an abandoned folder is removed by whoever made it)."""
         self._blob.close()
-        self._analysis.close()
+        self._analyses.close()
         self._windows.close()
         for appender in (
-            self._analysis_offsets,
-            self._window_offsets,
             self._articles,
             self._passages,
             self._sentences,
@@ -367,16 +349,14 @@ class Segment:
             self.dense = kind.load(self.passage_vectors, directory / "dense", settings)
         self.passage_words = Postings.load(directory / "passage-words")
         self.article_words = Postings.load(directory / "article-words")
-        self.analysis_offsets: np.ndarray | None = None
-        self._analysis: mmap.mmap | bytes = b""
-        if self.meta.get("analysis") == ANALYSIS:  # else worked out when met (an older build)
-            self.analysis_offsets = mapped(directory / "passage-analysis.npy")
-            self._analysis = _map_bytes(directory / "passage-analysis.bin")
-        self.window_offsets: np.ndarray | None = None
-        self._windows: mmap.mmap | bytes = b""
-        if self.meta.get("windows") == WINDOWS:  # else none: sentences read whole (an older build)
-            self.window_offsets = mapped(directory / "sentence-windows.npy")
-            self._windows = _map_bytes(directory / "sentence-windows.bin")
+        # Records of another version (an older build) are not read: analyses are then
+        # worked out when met, and long sentences read whole.
+        self._analyses = _Records.of(
+            directory / "passage-analysis", self.meta.get("analysis") == ANALYSIS
+        )
+        self._windows = _Records.of(
+            directory / "sentence-windows", self.meta.get("windows") == WINDOWS
+        )
         prefetch(directory / "articles.bin")
         self._blob = _map_bytes(directory / "articles.bin")
         counts = (
@@ -398,12 +378,10 @@ class Segment:
             m["passages"],
             m["articles"],
         )
-        if self.analysis_offsets is not None:
-            counts += (len(self.analysis_offsets),)
-            expected += (m["passages"],)
-        if self.window_offsets is not None:
-            counts += (len(self.window_offsets),)
-            expected += (m["passages"],)
+        for records in (self._analyses, self._windows):
+            if records is not None:
+                counts += (len(records.offsets),)
+                expected += (m["passages"],)
         if counts != expected:
             raise ValueError(
                 f"segment {directory.name} holds {counts} rows, its segment.json says {expected}"
@@ -417,16 +395,8 @@ class Segment:
             for name in ("lengths", "indptr", "forward_indptr", "docs", "tf", "forward_terms")
         ]
         blob = [np.frombuffer(self._blob, dtype=np.uint8)] if len(self._blob) else []
-        analysis = (
-            [self.analysis_offsets, np.frombuffer(self._analysis, dtype=np.uint8)]
-            if self.analysis_offsets is not None and len(self._analysis)
-            else []
-        )
-        windows = (
-            [self.window_offsets, np.frombuffer(self._windows, dtype=np.uint8)]
-            if self.window_offsets is not None and len(self._windows)
-            else []
-        )
+        analysis = self._analyses.mapped_arrays() if self._analyses is not None else []
+        windows = self._windows.mapped_arrays() if self._windows is not None else []
         return [
             *self.dense.mapped_arrays(),
             self.passage_vectors,
@@ -479,17 +449,11 @@ class Segment:
 
     def passage_analysis(self, local: int) -> bytes | None:
         """Passage ``local``'s stored analysis record, None when the build stored none."""
-        if self.analysis_offsets is None:
-            return None
-        start, end = self.analysis_offsets[local].tolist()
-        return bytes(self._analysis[start:end])
+        return self._analyses[local] if self._analyses is not None else None
 
     def passage_windows(self, local: int) -> bytes | None:
         """Passage ``local``'s sentence windows record, None when the build stored none."""
-        if self.window_offsets is None:
-            return None
-        start, end = self.window_offsets[local].tolist()
-        return bytes(self._windows[start:end])
+        return self._windows[local] if self._windows is not None else None
 
     def passage_words_of(self, local: int) -> Words:
         terms, counts = self.passage_words.document_terms(local)
@@ -508,6 +472,57 @@ class Segment:
             counts.tolist(),
             int(self.article_words.lengths[local]),
         )
+
+
+class _RecordsWriter:
+    """One variable-length record per passage: ``<name>.bin`` holds them one after the
+    other, ``<name>.npy`` each one's byte offsets (start, end)."""
+
+    def __init__(self, name: Path) -> None:
+        self._blob = open(name.with_suffix(".bin"), "wb")  # noqa: SIM115 (closed in close)
+        self._size = 0
+        self._offsets = NpyAppender(name.with_suffix(".npy"), np.int64, (2,))
+        self._pending: list[tuple[int, int]] = []
+
+    def add(self, records: Sequence[bytes]) -> None:
+        for record in records:
+            end = self._size + len(record)
+            self._pending.append((self._size, end))
+            self._size = end
+        self._blob.write(b"".join(records))
+
+    def flush(self) -> None:
+        if self._pending:
+            self._offsets.append(np.array(self._pending, dtype=np.int64))
+            self._pending.clear()
+
+    def close(self) -> None:
+        self._blob.close()
+        self._offsets.close()
+
+
+@dataclass(frozen=True)
+class _Records:
+    """The records a :class:`_RecordsWriter` wrote, memory-mapped."""
+
+    offsets: np.ndarray
+    blob: mmap.mmap | bytes
+
+    @classmethod
+    def of(cls, name: Path, current: bool) -> _Records | None:
+        """The records at ``name``; None when the build wrote none of this version."""
+        if not current:
+            return None
+        return cls(mapped(name.with_suffix(".npy")), _map_bytes(name.with_suffix(".bin")))
+
+    def __getitem__(self, local: int) -> bytes:
+        start, end = self.offsets[local].tolist()
+        return bytes(self.blob[start:end])
+
+    def mapped_arrays(self) -> list[np.ndarray]:
+        if not len(self.blob):
+            return []
+        return [self.offsets, np.frombuffer(self.blob, dtype=np.uint8)]
 
 
 def _map_bytes(path: Path) -> mmap.mmap | bytes:
