@@ -128,11 +128,7 @@ class _Texts:
         self.stored = stored
         self._seen: dict[int, tuple[str, set[str], set[str]]] = {}
         rows = np.asarray(stored.passage_vectors[np.asarray(passages, dtype=np.int64)])
-        self.vectors = dict(zip(passages, rows, strict=True))
-
-    def vector(self, i: int) -> np.ndarray:
-        found = self.vectors.get(i)
-        return found if found is not None else np.asarray(self.stored.passage_vectors[i])
+        self.vectors = dict(zip(passages, rows, strict=True))  # every passage compared is a hit's
 
     def of(self, i: int) -> tuple[str, set[str], set[str]]:
         known = self._seen.get(i)
@@ -152,7 +148,7 @@ def _near_duplicate(texts: _Texts, a: int, b: int) -> bool:
     """
     if a == b:
         return True
-    if float(np.dot(texts.vector(a), texts.vector(b))) < NEAR_DUPLICATE_COSINE:
+    if float(np.dot(texts.vectors[a], texts.vectors[b])) < NEAR_DUPLICATE_COSINE:
         return False
     flat_a, numbers_a, words_a = texts.of(a)
     flat_b, numbers_b, words_b = texts.of(b)
