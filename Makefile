@@ -45,7 +45,7 @@ eval: index
 quality: $(STAMP)
 	$(BIN)/python -m index quality
 
-# Learn the ranker and the "not found" model again and write them into index/models,
+# Learn the ranker, the "not found" and the highlight models again and write them into index/models,
 # with a record of the data, folds, seed and held-out figures (training.json).
 train: $(STAMP)
 	$(BIN)/python -m index train

@@ -305,7 +305,7 @@ def train(
         typer.Option("--out", help="Write the models here instead of into the package."),
     ] = None,
 ) -> None:
-    """Learn the ranker and the "not found" model, and print their held-out figures.
+    """Learn the ranker, the "not found" and the highlight models, and print their held-out figures.
 
     Folds are by article; the models written (index/models/) are fitted on every
     fold, the figures printed come from models that never saw the fold measured.

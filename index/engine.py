@@ -16,6 +16,7 @@ from index.answerability import Answerability
 from index.answers import Answer, Context, Source
 from index.backend import open_store
 from index.embeddings import Embedder, ModelLoadError, canonical_model_name
+from index.highlight import Highlighter
 from index.lexical import TOKENIZER
 from index.quotes import compose_answer, source_of
 from index.ranker import ModelFileError, Ranker
@@ -56,6 +57,7 @@ class QuoteIndex:
         min_confidence: float | None = None,
         ranker: Ranker | None = None,
         answerability: Answerability | None = None,
+        highlighter: Highlighter | None = None,
     ) -> None:
         """Load the index in ``index_dir``.
 
@@ -63,8 +65,8 @@ class QuoteIndex:
         not the model the index was built with, loading fails with a message
         that says to rebuild, because vectors of two models cannot be compared.
         ``min_confidence`` overrides the answerability model's "not found" line
-        (a probability); ``ranker`` and ``answerability`` replace the shipped
-        models (training and evaluation use this).
+        (a probability); ``ranker``, ``answerability`` and ``highlighter`` replace
+        the shipped models (training and evaluation use this).
         """
         self.index_dir = index_dir
         self._model = model
@@ -99,6 +101,7 @@ class QuoteIndex:
                 embedder,
                 ranker or Ranker.load(),
                 answerability or Answerability.load(),
+                highlighter or Highlighter.load(),
             )
         except ModelFileError as err:
             raise IndexLoadError(str(err)) from err
@@ -142,6 +145,7 @@ class QuoteIndex:
             min_confidence=self._min_confidence,
             ranker=self.searcher.ranker,
             answerability=self.searcher.answerability,
+            highlighter=self.searcher.highlighter,
         )
 
     def answer(self, question: str, k: int = 3) -> Answer:

@@ -118,19 +118,16 @@ DIRECTION: dict[str, int] = {
         )
     },
 }  # fmt: skip
-# How the sentences of a passage are ranked for highlighting: their own cosine, their
-# share of the question's words and, for "how many", a number beside a counted word.
-HIGHLIGHT_COVERAGE = 0.2
-HIGHLIGHT_QUANTITY = 0.25
 
 
 @dataclass(frozen=True)
 class FeatureRows:
-    """The feature matrix of one question's candidates, and each passage's sentence scores."""
+    """The feature matrix of one question's candidates, and each passage's sentence signals."""
 
     ids: np.ndarray
     matrix: np.ndarray  # len(ids) x len(FEATURES)
-    sentence_scores: tuple[tuple[float, ...], ...]
+    # per passage: one row per sentence, columns index.highlight.SENTENCE_SIGNALS
+    sentence_signals: tuple[np.ndarray, ...]
 
     def column(self, name: str) -> np.ndarray:
         return self.matrix[:, COLUMN[name]]
@@ -160,7 +157,7 @@ def compute(
     numbers = question.numbers
     asked = frozenset(question.tokens)
     col = COLUMN
-    sentence_scores: list[tuple[float, ...]] = []
+    sentence_signals: list[np.ndarray] = []
     article_of = {i: lexicon.article_of(i) for i in candidates.ids.tolist()}
     # per article, the question's words it holds, and its title and lead hold, as masks
     held = {
@@ -236,12 +233,10 @@ def compute(
             row[col["missing_peak"]] = words_of.peak_missing(passage) / peak
             row[col["missing_peak_article"]] = words_of.peak_missing(article_mask) / peak
             row[col["missing_words_article"]] = words_of.missing(article_mask) / len(weight)
-        sentence_scores.append(
-            tuple(
-                cos[j] + HIGHLIGHT_QUANTITY * quantity[j] + HIGHLIGHT_COVERAGE * per_cov[j]
-                for j in range(len(cos))
-            )
-        )
+        if len(types) != len(cos):
+            types = [0.0] * len(cos)
+        # columns: SENTENCE_SIGNALS (cosine, quantity, coverage, answer_type)
+        sentence_signals.append(np.array([cos, quantity, per_cov, types], dtype=np.float64).T)
     for name, of in (("dense_rank", "dense"), ("bm25_rank", "bm25")):
         matrix[:, col[name]] = 1.0 / (1.0 + ranks(matrix[:, col[of]]))
     for name, of in (
@@ -258,7 +253,7 @@ def compute(
     matrix[:, col["asks_quantity"]] = question.kind == "quantity"
     matrix[:, col["asks_time"]] = question.kind == "time"
     matrix[:, col["asks_name"]] = question.kind in ("person", "place")
-    return FeatureRows(candidates.ids, matrix, tuple(sentence_scores))
+    return FeatureRows(candidates.ids, matrix, tuple(sentence_signals))
 
 
 class _QuestionWords:

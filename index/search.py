@@ -8,8 +8,9 @@ The way a question takes, one module each::
     features.py      one row of measurements per shortlisted passage
     ranker.py        the learned ranker orders them
     answerability.py the learned probability that a hit answers; "not found" below its line
+    highlight.py     the learned probability that a hit's sentence is the answering one
 
-The ranker and the answerability model are passed in, so training and
+The ranker, the answerability and the highlight models are passed in, so training and
 evaluation run the same code with other models (training only measures).
 """
 
@@ -24,6 +25,7 @@ from index.backend import PassageStore
 from index.candidates import gather
 from index.embeddings import Embedder
 from index.features import FEATURES, FeatureRows, compute
+from index.highlight import Highlighter
 from index.lexicon import Lexicon
 from index.question import Question, parse_question
 from index.ranker import Ranker
@@ -37,7 +39,7 @@ class Hit:
     score: float  # the ranker's: only the order it gives means anything
     probability: float  # that this passage answers the question (answerability model)
     signals: dict[str, float]
-    sentence_scores: tuple[float, ...]
+    sentence_scores: tuple[float, ...]  # per sentence: the probability it is the answering one
 
 
 class Searcher:
@@ -49,11 +51,13 @@ class Searcher:
         embedder: Embedder,
         ranker: Ranker | None = None,
         answerability: Answerability | None = None,
+        highlighter: Highlighter | None = None,
     ) -> None:
         self.stored = stored
         self.embedder = embedder
         self.ranker = ranker
         self.answerability = answerability
+        self.highlighter = highlighter
         self.lexicon = Lexicon(stored)
 
     def measure(
@@ -72,8 +76,8 @@ class Searcher:
 
     def search(self, question: str, limit: int = 20) -> list[Hit]:
         """The best ``limit`` passages for ``question``, best first."""
-        if self.ranker is None or self.answerability is None:
-            raise ValueError("a Searcher needs a ranker and an answerability model to search")
+        if self.ranker is None or self.answerability is None or self.highlighter is None:
+            raise ValueError("a Searcher needs its ranker, answerability and highlight models")
         if not len(self.stored.passages):
             return []
         _, rows = self.measure(question)
@@ -82,13 +86,19 @@ class Searcher:
         scores = self.ranker.score(rows.matrix)
         order = np.argsort(-scores, kind="stable")[:limit]
         probability = self.answerability.probability(rows.matrix[order])
+        # every hit's sentences in one call, then split per hit
+        signals = [rows.sentence_signals[j] for j in order.tolist()]
+        bounds = np.cumsum([0] + [len(s) for s in signals]).tolist()
+        likely = self.highlighter.probability(np.vstack(signals)).tolist()
         return [
             Hit(
                 passage=int(rows.ids[j]),
                 score=float(scores[j]),
                 probability=float(p),
                 signals=dict(zip(FEATURES, rows.matrix[j].tolist(), strict=True)),
-                sentence_scores=rows.sentence_scores[j],
+                sentence_scores=tuple(likely[a:b]),
             )
-            for j, p in zip(order.tolist(), probability.tolist(), strict=True)
+            for j, p, a, b in zip(
+                order.tolist(), probability.tolist(), bounds[:-1], bounds[1:], strict=True
+            )
         ]

@@ -1,11 +1,13 @@
-"""Fitting the two models, and cross-fitting so that nothing is judged on what it learned from.
+"""Fitting the models, and cross-fitting so that nothing is judged on what it learned from.
 
 The ranker is LightGBM's LambdaRank over the candidates of answerable
 questions. The "not found" model is a logistic regression over the best hit
 of every question, answerable or not; the best hit it sees for a training
 question is the one a ranker *not* trained on that question's fold put first
 (cross-fitting), and its threshold is set from probabilities it gave to
-folds it was not fitted on, so both are what a new corpus will see.
+folds it was not fitted on, so both are what a new corpus will see. The
+highlight model is a logistic regression over the sentences of passages that
+answer (the sentence holding the answer against the others).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from index.answerability import Answerability
 from index.features import COLUMN, DIRECTION, FEATURES
+from index.highlight import SENTENCE_SIGNALS, Highlighter
 from index.ranker import Ranker
 from index.training.collect import Measured
 from index.training.datasets import ANSWERABLE
@@ -57,6 +60,7 @@ LOGISTIC_C = 1.0
 class Fitted:
     ranker: Ranker
     answerability: Answerability
+    highlighter: Highlighter
 
 
 def fit_ranker(measured: list[Measured]) -> Ranker:
@@ -110,6 +114,26 @@ def fit_answerability(rows: np.ndarray, labels: np.ndarray, threshold: float) ->
     )
 
 
+def fit_highlighter(measured: list[Measured]) -> Highlighter:
+    """Logistic regression: the answering sentence of a passage against its others."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.vstack([np.zeros((0, len(SENTENCE_SIGNALS)))] + [m.sentence_signals for m in measured])
+    y = np.concatenate([np.zeros(0, dtype=np.int8)] + [m.sentence_labels for m in measured])
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    model = LogisticRegression(C=LOGISTIC_C, max_iter=5000)
+    model.fit((x - mean) / scale, y)
+    return Highlighter(
+        signals=SENTENCE_SIGNALS,
+        mean=tuple(float(v) for v in mean),
+        scale=tuple(float(v) for v in scale),
+        coef=tuple(float(v) for v in model.coef_[0]),
+        intercept=float(model.intercept_[0]),
+    )
+
+
 def cross_fit(measured: list[Measured]) -> Fitted:
     """Both models from ``measured``, with the threshold set on out-of-fold probabilities."""
     folds = sorted({m.item.fold for m in measured})
@@ -127,7 +151,11 @@ def cross_fit(measured: list[Measured]) -> Fitted:
         model = fit_answerability(rows[inside], labels[inside], 0.5)
         out_of_fold[~inside] = model.probability(rows[~inside])
     threshold = refusal_line(measured, out_of_fold)
-    return Fitted(fit_ranker(measured), fit_answerability(rows, labels, threshold))
+    return Fitted(
+        fit_ranker(measured),
+        fit_answerability(rows, labels, threshold),
+        fit_highlighter(measured),
+    )
 
 
 def refusal_line(measured: list[Measured], probability: np.ndarray) -> float:

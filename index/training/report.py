@@ -5,7 +5,9 @@ article asked about (see :mod:`index.training.datasets` for the folds). A hit
 is a quote whose text holds one of the answers, case-insensitively, for
 quotebot and the baselines alike. Hit@k and MRR rank the quotes whatever the
 "not found" decision; "answerable refused" counts the answerable questions
-that decision turned away.
+that decision turned away; "highlight holds the answer" is, of the answerable
+questions whose first quote holds an answer, the share whose highlighted
+sentence(s) hold it too.
 """
 
 from __future__ import annotations
@@ -37,10 +39,12 @@ class Tally:
     hit3: int = 0
     reciprocal: float = 0.0
     refused: int = 0
+    highlighted: int = 0  # first quote holds an answer, and so does its highlight
     probes: dict[str, list[int]] = field(default_factory=dict)  # kind -> [asked, not found]
 
-    def answered(self, rank: int | None, found: bool) -> None:
+    def answered(self, rank: int | None, found: bool, highlighted: bool = False) -> None:
         self.answerable += 1
+        self.highlighted += rank == 1 and highlighted
         self.hit1 += rank == 1
         self.hit3 += rank is not None and rank <= 3
         self.reciprocal += 1.0 / rank if rank else 0.0
@@ -55,11 +59,12 @@ class Tally:
         n = self.answerable or 1
         cells = [f"{self.hit1 / n:.3f}", f"{self.hit3 / n:.3f}", f"{self.reciprocal / n:.3f}"]
         if not with_decision:
-            return [*cells, "—", "—", "—", "—"]
+            return [*cells, "—", "—", "—", "—", "—"]
         for kind in (OFFTOPIC, LEFT_OUT, UNANSWERABLE):
             asked, refused = self.probes.get(kind, [0, 0])
             cells.append(f"{refused / asked:.3f} ({refused}/{asked})" if asked else "—")
         cells.append(f"{self.refused}/{self.answerable} ({self.refused / n:.1%})")
+        cells.append(f"{self.highlighted / (self.hit1 or 1):.3f} ({self.highlighted}/{self.hit1})")
         return cells
 
 
@@ -83,13 +88,18 @@ def quotebot_tallies(
                 embedder=embedder,
                 ranker=fitted.ranker,
                 answerability=fitted.answerability,
+                highlighter=fitted.highlighter,
             )
         engine = engines[key]
         answer, probability = engine.ranked(item.question, EVAL_DEPTH)
         found = probability >= engine.min_confidence
         tally = tallies.setdefault(item.source, Tally())
         if item.kind == ANSWERABLE:
-            tally.answered(first_rank([q.text for q in answer.quotes], item.answers), found)
+            rank = first_rank([q.text for q in answer.quotes], item.answers)
+            highlighted = bool(answer.quotes) and (
+                first_rank([" ".join(answer.quotes[0].highlights)], item.answers) == 1
+            )
+            tally.answered(rank, found, highlighted)
         else:
             tally.probed(item.kind, found)
         if time.monotonic() - said > 5:
@@ -125,8 +135,9 @@ def render(
     """The tables, in Markdown."""
     header = (
         "| method | Hit@1 | Hit@3 | MRR | off-topic → not found | left-out article → not found "
-        "| SQuAD 2.0 unanswerable → not found | answerable refused |\n"
-        "|---|---|---|---|---|---|---|---|"
+        "| SQuAD 2.0 unanswerable → not found | answerable refused "
+        "| highlight holds the answer |\n"
+        "|---|---|---|---|---|---|---|---|---|"
     )
     parts = []
     for title, sources in TABLES.items():

@@ -2,9 +2,9 @@
 
 1. index each corpus (the seed articles, SQuAD dev16, SQuAD dev16 less each fold);
 2. measure every question through the answering code: its candidates' feature rows;
-3. for each fold, fit both models on the other folds, and answer that fold's
+3. for each fold, fit the models on the other folds, and answer that fold's
    questions with them (the held-out figures); fit the baselines' rankings too;
-4. ``train`` only: fit both models on every fold and write them, with a record
+4. ``train`` only: fit the models on every fold and write them, with a record
    of the data, folds, seed, settings and held-out figures, into ``index/models``.
 """
 
@@ -22,6 +22,7 @@ from pathlib import Path
 from index.answerability import ANSWERABILITY_FILE
 from index.embeddings import Embedder
 from index.features import FEATURES
+from index.highlight import HIGHLIGHT_FILE, SENTENCE_SIGNALS
 from index.ranker import MODELS, RANKER_FILE
 from index.training import fit
 from index.training.collect import measure_all
@@ -76,6 +77,7 @@ def run(
         models_dir.mkdir(parents=True, exist_ok=True)
         final.ranker.save(models_dir / RANKER_FILE.name)
         final.answerability.save(models_dir / ANSWERABILITY_FILE.name)
+        final.highlighter.save(models_dir / HIGHLIGHT_FILE.name)
         record = _record(sources, items, holdout, embedder, final.answerability.threshold, report)
         (models_dir / RECORD_FILE.name).write_text(json.dumps(record, indent=1) + "\n")
     return Outcome(report, final.answerability.threshold, time.monotonic() - started)
@@ -119,6 +121,12 @@ def _record(sources, items, holdout, embedder, threshold, report) -> dict:
             "logistic C": fit.LOGISTIC_C,
             "refused answerable at most": fit.REFUSED_ANSWERABLE,
             "threshold": threshold,
+        },
+        "highlight": {
+            "signals": list(SENTENCE_SIGNALS),
+            "logistic C": fit.LOGISTIC_C,
+            "trained on": "the sentences of each answerable question's first passage "
+            "that holds its answer; label: the sentence holds it",
         },
         "versions": {
             "python": platform.python_version(),

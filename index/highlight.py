@@ -1,0 +1,81 @@
+"""Which sentence of a quoted passage to highlight: a learned probability per sentence.
+
+A quote is a whole passage; the reader's eye goes to the highlighted sentence,
+so that sentence must be the one holding the answer. Each sentence is measured
+(:data:`SENTENCE_SIGNALS`: its cosine with the question, a number beside a word
+the question counts, its share of the question's words, whether it holds the
+kind of thing asked for) and a logistic regression, trained by ``python -m
+index train`` on the sentences of passages that answer a question (the one
+holding the answer against its neighbours), turns them into the probability
+that it is the answering sentence.
+
+Hand-set weights did this before (the cosine plus fixed shares of the other
+two, without the answer's kind): on held-out folds they put the answering
+sentence first less often (see the README's quality section).
+
+The model is a JSON file (``models/highlight.json``): signals, their means and
+scales, coefficients, intercept.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.ranker import MODELS, ModelFileError
+
+HIGHLIGHT_FILE = MODELS / "highlight.json"
+
+# What is measured of each sentence of a candidate passage, in this column order.
+SENTENCE_SIGNALS: tuple[str, ...] = ("cosine", "quantity", "coverage", "answer_type")
+
+
+@dataclass(frozen=True)
+class Highlighter:
+    """A logistic model of "this sentence holds the answer"."""
+
+    signals: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+
+    def __post_init__(self) -> None:
+        sizes = {len(self.mean), len(self.scale), len(self.coef)}
+        if self.signals != SENTENCE_SIGNALS or sizes != {len(SENTENCE_SIGNALS)}:
+            raise ModelFileError(
+                f"the highlight model reads {list(self.signals)}, this code measures "
+                f"{list(SENTENCE_SIGNALS)}; train it again with: python -m index train"
+            )
+
+    def probability(self, signals: np.ndarray) -> np.ndarray:
+        """For each row of sentence signals, the probability that it is the answering one."""
+        if not len(signals):
+            return np.zeros(0)
+        z = ((signals - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.coef)
+        return 1.0 / (1.0 + np.exp(-(z + self.intercept)))
+
+    @classmethod
+    def load(cls, path: Path = HIGHLIGHT_FILE) -> Highlighter:
+        try:
+            data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            return cls(
+                signals=tuple(data["signals"]),
+                mean=tuple(data["mean"]),
+                scale=tuple(data["scale"]),
+                coef=tuple(data["coef"]),
+                intercept=float(data["intercept"]),
+            )
+        except FileNotFoundError as err:
+            raise ModelFileError(
+                f"no highlight model at {path}; train one with: python -m index train"
+            ) from err
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ModelFileError(f"highlight model {path} is unreadable ({err})") from err
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
