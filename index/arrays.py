@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
+import sys
 import time
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType, TracebackType
+from typing import Any
 
 import numpy as np
 
 _ALIGN = 64  # numpy pads .npy headers so the data starts at a multiple of this
 _PAGE = 4096
 _TOUCH_BLOCK = 4 << 20  # small: a cold disk must not overrun the time budget by much
+_MADV_POPULATE_READ = 22  # Linux 5.14+: map a range's pages in one call (asm-generic/mman-common.h)
 
 
 def concat_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -150,13 +155,14 @@ def mapped(path: Path) -> np.ndarray:
 
 
 def touch_pages(arrays: list[np.ndarray], budget: float) -> list[np.ndarray]:
-    """Read one byte of every memory page of ``arrays``, in order, for up to ``budget``
+    """Map every memory page of ``arrays`` into the process, in order, for up to ``budget``
     seconds; returns the arrays (or their remaining parts) left untouched.
 
     A process that maps a file still takes a page fault the first time it reads each
     page, even when the page cache holds it: thousands of them for the first
-    question's nearest-neighbour search. Touching the pages beforehand moves that
-    cost to the load.
+    question's nearest-neighbour search. Mapping the pages beforehand moves that
+    cost to the load. The kernel does it a block at a time where it can
+    (:func:`_populate`); elsewhere one byte of each page is read.
     """
     deadline = time.perf_counter() + budget
     left: list[np.ndarray] = []
@@ -167,8 +173,47 @@ def touch_pages(arrays: list[np.ndarray], budget: float) -> list[np.ndarray]:
                 left.append(flat[start:])
                 left.extend(arrays[n + 1 :])
                 return left
-            int(flat[start : start + _TOUCH_BLOCK : _PAGE].max(initial=0))
+            block = flat[start : start + _TOUCH_BLOCK]
+            if not _populate(block):
+                int(block[::_PAGE].max(initial=0))
     return left
+
+
+def _libc_madvise() -> Any:
+    """libc's ``madvise`` (Linux only), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
+
+
+_madvise = _libc_madvise()
+
+
+def _populate(block: np.ndarray) -> bool:
+    """Have the kernel map ``block``'s pages (``madvise(MADV_POPULATE_READ)``); False where
+    it cannot, and the caller reads them instead.
+
+    Measured at a million passages (11.8 GB mapped, page cache warm): 0.86-0.94 s for
+    all of it against 1.1 s read a page at a time; and ctypes lets go of the GIL
+    for the call, so the page-in thread no longer holds up the first questions'
+    Python (their first answer, 12-14 ms against 11.5-21 ms, README).
+    """
+    global _madvise
+    if _madvise is None or not block.flags.c_contiguous or not block.nbytes:
+        return False
+    start = block.ctypes.data
+    aligned = start - start % _PAGE
+    if _madvise(aligned, start + block.nbytes - aligned, _MADV_POPULATE_READ) == 0:
+        return True
+    if ctypes.get_errno() == errno.EINVAL:  # a kernel before 5.14: never ask again
+        _madvise = None
+    return False
 
 
 def prefetch(path: Path) -> None:
