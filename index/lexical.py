@@ -280,7 +280,8 @@ class LexicalIndex:
     ``parts`` are the segments' postings; ``logical[i]`` maps part ``i``'s local
     document numbers to the store's (-1: a document since removed or replaced),
     or is None when part ``i`` is the only one and nothing was removed. Safe to
-    share between threads: it is read-only but for a small cache of recent queries.
+    share between threads: it is read-only but for each thread's score array
+    (:class:`_Scratch`).
     """
 
     def __init__(
@@ -311,8 +312,7 @@ class LexicalIndex:
             self._live_df.append(df)
             total_length += int(lengths.sum(dtype=np.int64))
         self._avgdl = total_length / size if size else 1.0
-        self._cache: dict[tuple[str, ...], tuple[np.ndarray, list[np.ndarray]]] = {}
-        self._lock = threading.Lock()
+        self._scratch = threading.local()
         self._frequencies: dict[str, int] | None = None
 
     @classmethod
@@ -357,12 +357,12 @@ class LexicalIndex:
         return idf(self.document_frequency(token), self._size)
 
     def scores(self, query_tokens: Sequence[str]) -> np.ndarray:
-        """BM25 score of every document (read-only); zeros when no query word is known.
+        """BM25 score of every document; zeros when no query word is known.
 
         Costs an array the size of the corpus: the ranking uses :meth:`search` and
         :meth:`scores_of` instead, which read only the query words' postings.
         """
-        return self._accumulate(tuple(query_tokens))[0]
+        return self._accumulate(tuple(query_tokens))[0].copy()
 
     def search(self, query_tokens: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` best documents for the query, best first: (ids, scores).
@@ -434,12 +434,15 @@ class LexicalIndex:
         return self._where[0][ids], self._where[1][ids]
 
     def _accumulate(self, tokens: tuple[str, ...]) -> tuple[np.ndarray, list[np.ndarray]]:
-        with self._lock:
-            cached = self._cache.get(tokens)
-        if cached is not None:
-            return cached
-        scores = np.zeros(self._size, dtype=np.float32)
-        touched: list[np.ndarray] = []
+        """Every document's score for ``tokens`` (read-only, valid until this thread asks
+        for other words), and the documents each word's postings touched."""
+        scratch: _Scratch | None = getattr(self._scratch, "state", None)
+        if scratch is None:
+            scratch = self._scratch.state = _Scratch(self._size)
+        if scratch.tokens == tokens:
+            return scratch.view, scratch.touched
+        scratch.clear()
+        scores, touched = scratch.scores, scratch.touched
         for token in tokens:
             df = self.document_frequency(token)
             if df == 0:
@@ -460,12 +463,32 @@ class LexicalIndex:
                     docs = mapping[docs]
                     live = docs >= 0
                     docs, gain = docs[live], gain[live]
+                touched.append(docs.astype(np.int64, copy=False))  # first: clear() finds them
                 scores[docs] += gain  # a document is once in a posting list: no clash
-                touched.append(docs.astype(np.int64, copy=False))
-        scores.setflags(write=False)
-        result = (scores, touched)
-        with self._lock:
-            if len(self._cache) >= 8:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[tokens] = result
-        return result
+        scratch.tokens = tokens
+        return scratch.view, touched
+
+
+class _Scratch:
+    """One thread's BM25 scores of every document, for the words it asked for last.
+
+    Kept and reused, question after question: a fresh array the size of the corpus
+    for each question (4 MB at a million passages) came from the system as new
+    pages, and faulting them in cost the first questions after a load 2-3 ms each
+    (scale benchmark, README). Clearing zeroes only the documents the last
+    question's words touched.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.scores = np.zeros(size, dtype=np.float32)
+        self.scores.fill(0.0)  # its pages faulted in now, not by the first question
+        self.view = self.scores.view()
+        self.view.setflags(write=False)
+        self.tokens: tuple[str, ...] | None = None
+        self.touched: list[np.ndarray] = []
+
+    def clear(self) -> None:
+        for docs in self.touched:
+            self.scores[docs] = 0.0
+        self.tokens = None
+        self.touched = []

@@ -374,6 +374,33 @@ def test_bm25_scores_are_bm25s_own(tmp_path):
     assert ours.document_frequencies() == split.document_frequencies()
 
 
+def test_bm25_threads_asking_at_once_each_get_their_own_scores():
+    """Each thread keeps its own score array: questions asked together do not mix."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = []
+    for path in sorted(CORPUS.glob("*.md")):
+        texts += [p for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    queries = [tokenize(t)[:5] for t in texts[::2] if tokenize(t)]
+    alone = LexicalIndex.build(texts)
+    want = {tuple(q): (alone.scores(q), alone.search(q, 5)) for q in queries}
+    shared = LexicalIndex.build(texts)
+
+    def ask(query: list[str]) -> bool:
+        ids, scores = shared.search(query, 5)
+        every = shared.scores(query)
+        again = shared.scores_of(query, ids)
+        expected_scores, (expected_ids, _) = want[tuple(query)]
+        return (
+            np.array_equal(every, expected_scores)
+            and np.array_equal(ids, expected_ids)
+            and np.array_equal(again, scores)
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(ask, queries * 5))
+
+
 def test_small_segments_are_merged_and_emptied_ones_rewritten():
     class Old:
         def __init__(self, sizes):
