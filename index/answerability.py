@@ -20,10 +20,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from index import logistic
 from index.features import COLUMN
 from index.ranker import MODELS, ModelFileError
 
@@ -52,11 +52,8 @@ class Answerability:
 
     def probability(self, matrix: np.ndarray) -> np.ndarray:
         """For each feature row, the probability that its passage answers the question."""
-        if not len(matrix):
-            return np.zeros(0)
-        x = matrix[:, [COLUMN[f] for f in self.features]]
-        z = ((x - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.coef)
-        return 1.0 / (1.0 + np.exp(-(z + self.intercept)))
+        x = matrix[:, [COLUMN[f] for f in self.features]] if len(matrix) else matrix
+        return logistic.probability(x, self.mean, self.scale, self.coef, self.intercept)
 
     def with_threshold(self, threshold: float) -> Answerability:
         return Answerability(
@@ -65,22 +62,18 @@ class Answerability:
 
     @classmethod
     def load(cls, path: Path = ANSWERABILITY_FILE) -> Answerability:
-        try:
-            data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-            return cls(
+        return logistic.load_model(
+            path,
+            "answerability",
+            lambda data: cls(
                 features=tuple(data["features"]),
                 mean=tuple(data["mean"]),
                 scale=tuple(data["scale"]),
                 coef=tuple(data["coef"]),
                 intercept=float(data["intercept"]),
                 threshold=float(data["threshold"]),
-            )
-        except FileNotFoundError as err:
-            raise ModelFileError(
-                f"no answerability model at {path}; train one with: python -m index train"
-            ) from err
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise ModelFileError(f"answerability model {path} is unreadable ({err})") from err
+            ),
+        )
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")

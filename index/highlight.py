@@ -22,10 +22,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from index import logistic
 from index.ranker import MODELS, ModelFileError
 
 HIGHLIGHT_FILE = MODELS / "highlight.json"
@@ -54,28 +54,21 @@ class Highlighter:
 
     def probability(self, signals: np.ndarray) -> np.ndarray:
         """For each row of sentence signals, the probability that it is the answering one."""
-        if not len(signals):
-            return np.zeros(0)
-        z = ((signals - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.coef)
-        return 1.0 / (1.0 + np.exp(-(z + self.intercept)))
+        return logistic.probability(signals, self.mean, self.scale, self.coef, self.intercept)
 
     @classmethod
     def load(cls, path: Path = HIGHLIGHT_FILE) -> Highlighter:
-        try:
-            data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-            return cls(
+        return logistic.load_model(
+            path,
+            "highlight",
+            lambda data: cls(
                 signals=tuple(data["signals"]),
                 mean=tuple(data["mean"]),
                 scale=tuple(data["scale"]),
                 coef=tuple(data["coef"]),
                 intercept=float(data["intercept"]),
-            )
-        except FileNotFoundError as err:
-            raise ModelFileError(
-                f"no highlight model at {path}; train one with: python -m index train"
-            ) from err
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise ModelFileError(f"highlight model {path} is unreadable ({err})") from err
+            ),
+        )
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")

@@ -13,6 +13,7 @@ answer (the sentence holding the answer against the others).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -95,43 +96,33 @@ def top_rows(measured: list[Measured], ranker: Ranker) -> tuple[np.ndarray, np.n
 
 
 def fit_answerability(rows: np.ndarray, labels: np.ndarray, threshold: float) -> Answerability:
-    from sklearn.linear_model import LogisticRegression
-
     cols = [COLUMN[f] for f in ANSWERABILITY_FEATURES]
-    x = rows[:, cols].astype(np.float64)
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale == 0] = 1.0
-    model = LogisticRegression(C=LOGISTIC_C, max_iter=5000)
-    model.fit((x - mean) / scale, labels)
-    return Answerability(
-        features=ANSWERABILITY_FEATURES,
-        mean=tuple(float(v) for v in mean),
-        scale=tuple(float(v) for v in scale),
-        coef=tuple(float(v) for v in model.coef_[0]),
-        intercept=float(model.intercept_[0]),
-        threshold=threshold,
-    )
+    fitted = _fit_logistic(rows[:, cols].astype(np.float64), labels)
+    return Answerability(features=ANSWERABILITY_FEATURES, **fitted, threshold=threshold)
 
 
 def fit_highlighter(measured: list[Measured]) -> Highlighter:
     """Logistic regression: the answering sentence of a passage against its others."""
-    from sklearn.linear_model import LogisticRegression
-
     x = np.vstack([np.zeros((0, len(SENTENCE_SIGNALS)))] + [m.sentence_signals for m in measured])
     y = np.concatenate([np.zeros(0, dtype=np.int8)] + [m.sentence_labels for m in measured])
+    return Highlighter(signals=SENTENCE_SIGNALS, **_fit_logistic(x, y))
+
+
+def _fit_logistic(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """A logistic regression on standardised ``x``: the fields both JSON models keep."""
+    from sklearn.linear_model import LogisticRegression
+
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
     model = LogisticRegression(C=LOGISTIC_C, max_iter=5000)
     model.fit((x - mean) / scale, y)
-    return Highlighter(
-        signals=SENTENCE_SIGNALS,
-        mean=tuple(float(v) for v in mean),
-        scale=tuple(float(v) for v in scale),
-        coef=tuple(float(v) for v in model.coef_[0]),
-        intercept=float(model.intercept_[0]),
-    )
+    return {
+        "mean": tuple(float(v) for v in mean),
+        "scale": tuple(float(v) for v in scale),
+        "coef": tuple(float(v) for v in model.coef_[0]),
+        "intercept": float(model.intercept_[0]),
+    }
 
 
 def cross_fit(measured: list[Measured]) -> Fitted:
