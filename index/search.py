@@ -16,6 +16,7 @@ evaluation run the same code with other models (training only measures).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,7 +89,7 @@ class Searcher:
         probability = self.answerability.probability(rows.matrix[order])
         # every hit's sentences in one call, then split per hit
         signals = [rows.sentence_signals[j] for j in order.tolist()]
-        bounds = np.cumsum([0] + [len(s) for s in signals]).tolist()
+        bounds = itertools.pairwise(np.cumsum([0] + [len(s) for s in signals]).tolist())
         likely = self.highlighter.probability(np.vstack(signals)).tolist()
         return [
             Hit(
@@ -98,7 +99,5 @@ class Searcher:
                 signals=dict(zip(FEATURES, rows.matrix[j].tolist(), strict=True)),
                 sentence_scores=tuple(likely[a:b]),
             )
-            for j, p, a, b in zip(
-                order.tolist(), probability.tolist(), bounds[:-1], bounds[1:], strict=True
-            )
+            for j, p, (a, b) in zip(order.tolist(), probability.tolist(), bounds, strict=True)
         ]
