@@ -5,7 +5,8 @@ How does the index machinery behave on a newsroom's archive on one machine,
 news-like articles made of *real* sentences (from the seed articles and the 16
 Wikipedia articles of ``../shared/eval/squad-dev16``), indexes it, loads it and
 asks it questions, and prints a markdown table of the figures, one line per size,
-and one of where the build time went. It asserts nothing.
+one of where the build time went, and one of where an answer's time goes. It
+asserts nothing.
 
 Usage::
 
@@ -34,6 +35,13 @@ What each figure is:
 - *answer p50/p95* over ``--questions`` questions (6-10 consecutive words of a
   random sentence of the archive, and some of ``dev_qa.jsonl``), the query
   embedding cache cleared before each, beside bare query embedding;
+- *where an answer's time goes*: each step of an answer up to the ranker's
+  trees, run on its own over as many other questions, with the question's
+  vector already computed (mean ms; the probabilities, the highlight and the
+  quotes come after them); *the steps no answer goes without* are parsing, the
+  nearest-passage search, the two BM25 searches and the trees, printed beside
+  0.3 × the query embedding: the most an answer can add to it and stay within
+  1.3× of it;
 - *recall@10*: the store's nearest-passage search, top 10, against an exact
   inner-product top 10 over the stored passage vectors (1.0 where exact);
 - *append 10*: 10 articles (100 passages) appended to the archive, then ``build_index``
@@ -687,6 +695,10 @@ def child_serve(spec: dict[str, Any]) -> dict[str, Any]:
             answers.append(time.perf_counter() - started)
         serve_rss = peak_rss_mib()
 
+        progress.stage("where an answer's time goes")
+        others = make_questions(quote_index.stored, len(questions), spec["seed"] + 1)
+        stages = answer_stages(quote_index, others)
+
         progress.stage(f"recall@{RECALL_K} of the FAISS search against exact search")
         vectors = np.vstack([embedder.encode_query(q) for q in questions])
         recall = ann_recall_at_k(quote_index.stored, vectors)
@@ -708,9 +720,52 @@ def child_serve(spec: dict[str, Any]) -> dict[str, Any]:
         "bare_p50": percentile(bare, 50),
         "bare_p95": percentile(bare, 95),
         "questions": len(questions),
+        "stages": stages,
         "recall": recall,
         "append": append,
     }
+
+
+# The steps of an answer that cannot be left out, whatever is computed between them: the
+# question parsed, the nearest passages, the two BM25 searches, and the ranker's trees.
+FLOOR_STAGES = ("parse", "dense search", "passage BM25", "article BM25", "trees")
+STAGES = (*FLOOR_STAGES[:4], "rest of the shortlist", "features", "trees")
+
+
+def answer_stages(quote_index: Any, questions: Sequence[str]) -> dict[str, float]:
+    """Mean seconds per question of each step of an answer up to the ranker's trees.
+
+    Each step is run on its own, in the order an answer runs them, with the
+    question's vector already computed. ``questions`` should be new to the index's
+    caches, as a user's are.
+    """
+    from index.candidates import DENSE_CANDIDATES, LEXICAL_CANDIDATES, TOP_ARTICLES, gather
+    from index.features import compute
+    from index.question import parse_question
+
+    searcher = quote_index.searcher
+    stored, lexicon, embedder = searcher.stored, searcher.lexicon, searcher.embedder
+    total = dict.fromkeys(STAGES, 0.0)
+
+    def timed(name: str, step: Callable[..., Any], *args: Any) -> Any:
+        started = time.perf_counter()
+        result = step(*args)
+        total[name] += time.perf_counter() - started
+        return result
+
+    for question in questions:
+        vector = embedder.encode_query(question)
+        parsed = timed("parse", parse_question, question, lexicon)
+        tokens = list(parsed.tokens)
+        timed("dense search", stored.faiss_index.search, vector[None], DENSE_CANDIDATES)
+        timed("passage BM25", stored.passage_bm25.search, tokens, LEXICAL_CANDIDATES)
+        timed("article BM25", stored.article_bm25.search, tokens, TOP_ARTICLES)
+        candidates = timed("rest of the shortlist", gather, stored, vector, tokens)
+        rows = timed("features", compute, parsed, candidates, lexicon)
+        timed("trees", searcher.ranker.score, rows.matrix)
+    # the shortlist ran the three searches again: its own work is what it took beyond them
+    total["rest of the shortlist"] -= sum(total[name] for name in FLOOR_STAGES[1:4])
+    return {name: spent / max(1, len(questions)) for name, spent in total.items()}
 
 
 def run_child(mode: str, spec: dict[str, Any]) -> dict[str, Any] | str:
@@ -839,6 +894,27 @@ def phase_table(rows: Sequence[Row]) -> list[str]:
             f"| {phases_text(b['rebuild']['phases'])} | {append} "
             f"| {mib(b['model_rss_mib'])} / {serving} |"
         )
+    return lines
+
+
+def stage_table(rows: Sequence[Row]) -> list[str]:
+    """Where an answer's time goes up to the trees, and what no answer can leave out."""
+    lines = [
+        "| passages | " + " | ".join(STAGES) + " | together "
+        "| of it, the steps no answer goes without | query embedding p50 "
+        "| 0.3 × the query embedding |",
+        "|---" * (len(STAGES) + 5) + "|",
+    ]
+    for row in rows:
+        s = row.serve
+        if isinstance(s, str):
+            continue
+        stages = s["stages"]
+        floor = sum(stages[name] for name in FLOOR_STAGES)
+        values = [*(stages[name] for name in STAGES), sum(stages.values()), floor]
+        values += [s["bare_p50"], 0.3 * s["bare_p50"]]
+        cells = " | ".join(f"{value * 1000:.2f}" for value in values)
+        lines.append(f"| {row.passages:,} | {cells} |")
     return lines
 
 
@@ -989,6 +1065,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         say(line)
     say("")
     for line in phase_table(rows):
+        say(line)
+    say("")
+    say("Where an answer's time goes up to the ranker's trees (ms a question, mean; other")
+    say("questions than the timed ones, each step alone, the question's vector computed):")
+    for line in stage_table(rows):
         say(line)
 
 
