@@ -17,8 +17,7 @@ means and scales, coefficients, intercept, threshold.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -62,18 +61,7 @@ class Answerability:
 
     @classmethod
     def load(cls, path: Path = ANSWERABILITY_FILE) -> Answerability:
-        return logistic.load_model(
-            path,
-            "answerability",
-            lambda data: cls(
-                features=tuple(data["features"]),
-                mean=tuple(data["mean"]),
-                scale=tuple(data["scale"]),
-                coef=tuple(data["coef"]),
-                intercept=float(data["intercept"]),
-                threshold=float(data["threshold"]),
-            ),
-        )
+        return logistic.load_model(path, "answerability", cls)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
+        logistic.save_model(self, path)

@@ -19,8 +19,7 @@ scales, coefficients, intercept.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,17 +57,7 @@ class Highlighter:
 
     @classmethod
     def load(cls, path: Path = HIGHLIGHT_FILE) -> Highlighter:
-        return logistic.load_model(
-            path,
-            "highlight",
-            lambda data: cls(
-                signals=tuple(data["signals"]),
-                mean=tuple(data["mean"]),
-                scale=tuple(data["scale"]),
-                coef=tuple(data["coef"]),
-                intercept=float(data["intercept"]),
-            ),
-        )
+        return logistic.load_model(path, "highlight", cls)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")
+        logistic.save_model(self, path)
